@@ -1,0 +1,1 @@
+"""The contracts every part of OPX speaks: pydantic models and enums, no I/O."""

@@ -1,0 +1,1 @@
+"""The read-only telemetry tools ("action groups") and the sources behind them."""
