@@ -64,14 +64,15 @@ class ErrorInfo(BaseModel):
 class OpxError(Exception):
     """An error that carries a canonical code; raised inside OPX and mapped at the edges."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retryable = code.retryable if retryable is None else retryable
 
     @property
     def info(self) -> ErrorInfo:
-        return ErrorInfo.of(self.code, self.message)
+        return ErrorInfo(code=self.code, message=self.message, retryable=self.retryable)
 
 
 class InputRejected(OpxError):

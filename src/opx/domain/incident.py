@@ -58,7 +58,7 @@ class Incident(BaseModel):
     window_start: AwareDatetime
     window_end: AwareDatetime
     evidence_bundle: EvidenceBundle
-    budget_usd: float = Field(default=DEFAULT_BUDGET_USD, ge=0, allow_inf_nan=False)
+    budget_usd: float = Field(default=DEFAULT_BUDGET_USD, ge=0, allow_inf_nan=False, strict=True)
     idempotency_key: str | None = None
     title: str | None = None
     source: Literal["opx.incident", "aws.cloudwatch"] = "opx.incident"

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opx.domain.consensus import ConsensusResult
 from opx.domain.cost import CostReport
-from opx.domain.errors import ErrorInfo
 from opx.domain.hypothesis import ConfidenceBasis, Hypothesis, Recommendation, RootCause
 
 SCHEMA_VERSION = "1.0"
@@ -24,10 +23,6 @@ class ExecutionStatus(StrEnum):
     INCOMPLETE = "INCOMPLETE"
     IN_PROGRESS = "IN_PROGRESS"
 
-    @property
-    def final(self) -> bool:
-        """A final result is stored and returned as-is to later deliveries of the same event."""
-        return self in (ExecutionStatus.COMPLETED, ExecutionStatus.NO_RECOMMENDATION)
 
 
 class Reason(StrEnum):
@@ -41,6 +36,15 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     LEASE_HELD = "LEASE_HELD"
     DEADLINE = "DEADLINE"
+
+
+def is_final(status: str, reason: str | None) -> bool:
+    """A final result is stored and returned unchanged to later deliveries of the same event.
+
+    A run in which every core agent failed is not final: a redelivery tries again."""
+    if status == ExecutionStatus.COMPLETED:
+        return True
+    return status == ExecutionStatus.NO_RECOMMENDATION and reason != Reason.ALL_CORE_AGENTS_FAILED
 
 
 class TraceEntry(BaseModel):
@@ -97,8 +101,6 @@ class ExecutionResult(BaseModel):
     # The only wall-clock field; excluded from every replay comparison.
     timings: dict[str, Any] = Field(default_factory=dict)
 
-    def error_info(self) -> ErrorInfo | None:
-        if not self.errors:
-            return None
-        first = self.errors[0]
-        return ErrorInfo.model_validate(first["error"]) if "error" in first else None
+    @property
+    def final(self) -> bool:
+        return is_final(self.status, self.reason)

@@ -1,0 +1,38 @@
+# OPX: `make demo` and `make test` work on a fresh machine (they create .venv and install).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AWS_EC2_METADATA_DISABLED := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test lint bench examples clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## analyse the bundled demo incident with the embedded defaults
+	rm -rf .opx/demo
+	$(BIN)/opx analyze examples/bad-deployment/event.json --data-dir .opx/demo
+
+test: $(STAMP)  ## lint, type-check and run the whole suite
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy src
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy src
+
+bench: $(STAMP)  ## wall time per execution and orchestration overhead on the examples
+	$(BIN)/python benchmarks/bench_examples.py
+
+examples: $(STAMP)  ## regenerate the example incidents (deterministic)
+	$(BIN)/python scripts/make_examples.py
+
+clean:
+	rm -rf $(VENV) .opx .pytest_cache .mypy_cache .ruff_cache

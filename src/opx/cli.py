@@ -1,0 +1,196 @@
+"""The ``opx`` command: analyse incidents, inspect stored executions, print the contracts.
+
+stdout carries only each command's own output (JSON with ``--json``); progress, notes and errors
+go to stderr. Exit codes: 0 done, 1 a verification found differences, 2 rejected input or unknown
+id, 3 infrastructure failure (store or service unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import TypeAdapter
+from rich.console import Console
+
+from opx.config import ConfigError, Settings, load_settings
+from opx.domain.errors import InputRejected
+from opx.domain.incident import AlarmStateChangeEnvelope, IncidentCreatedEnvelope
+from opx.domain.result import ExecutionResult
+from opx.durability.store import StoreUnavailable
+from opx.render import executions_table, print_to, result_view
+from opx.runtime.execute import Execution, execute, skipped
+from opx.runtime.intake import MAX_EVENT_BYTES, Accepted, parse_event
+from opx.runtime.wiring import open_runtime, open_store, open_tools
+from opx.tools.bundle import BundleError
+
+EXIT_OK, EXIT_DIFFERS, EXIT_REJECTED, EXIT_INFRA = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="opx",
+    help="OPX: advisory root-cause analysis for incidents. Intelligence advises; humans decide.\n\n"
+    "Exit codes: 0 done (any analysis status except REJECTED), 1 a verification found "
+    "differences, 2 rejected input or unknown id, 3 infrastructure failure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+executions_app = typer.Typer(help="Inspect stored executions.", no_args_is_help=True)
+app.add_typer(executions_app, name="executions")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where executions and checkpoints live "
+                 "[default: $OPX_DATA_DIR or ~/.opx].", file_okay=False),
+]
+T = TypeVar("T")
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"opx: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Map failures to one clear line on stderr and the exit-code table; never a traceback."""
+    try:
+        return action()
+    except (InputRejected, BundleError, ConfigError) as exc:
+        _fail(EXIT_REJECTED, str(exc))
+    except (StoreUnavailable, sqlite3.Error, OSError) as exc:
+        _fail(EXIT_INFRA, f"infrastructure failure: {exc}")
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return _guarded(lambda: load_settings(data_dir=data_dir))
+
+
+def _emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def _read_event(path: Path) -> bytes:
+    if not path.is_file():
+        _fail(EXIT_REJECTED, f"event file not found: {path}")
+    with path.open("rb") as handle:
+        return handle.read(MAX_EVENT_BYTES + 1)
+
+
+@app.command()
+def analyze(
+    event: Annotated[Path, typer.Argument(help="The incident event: an EventBridge JSON document "
+                                          "(IncidentCreated or CloudWatch Alarm State Change).")],
+    bundle: Annotated[Path | None, typer.Option(
+        "--bundle", help="Telemetry bundle directory [default: bundle/ beside the event].")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Analyse one incident and print the recommendation (or why there is none).
+
+    Runs the six agents over the telemetry bundle, merges their hypotheses and reports the root
+    cause with its confidence, each agent's view and the cost. A repeated event returns the
+    stored result of its execution unchanged.
+    """
+    settings = _settings(data_dir)
+    parsed = _guarded(lambda: parse_event(_read_event(event)))
+    if not isinstance(parsed, Accepted):
+        _show(skipped(parsed), as_json)
+        return
+    bundle_dir = bundle or event.parent / "bundle"
+    if not bundle_dir.is_dir():
+        _fail(EXIT_REJECTED, f"telemetry bundle not found: {bundle_dir} (use --bundle DIR)")
+    tools = _guarded(lambda: open_tools(settings, bundle_dir))
+    execution = _guarded(lambda: asyncio.run(_run(settings, tools, parsed)))
+    _show(execution, as_json)
+
+
+async def _run(settings: Settings, tools: Any, accepted: Accepted) -> Execution:
+    async with open_runtime(settings, tools) as runtime:
+        with err.status("Analysing…", spinner="dots") as status:
+            def progress(node: str, update: dict[str, Any]) -> None:
+                hypothesis = (update.get("hypotheses") or {}).get(node)
+                if hypothesis is not None:
+                    cause = (hypothesis.get("root_cause") or {}).get("service", "no root cause")
+                    err.print(f"  {node}: {hypothesis['status']} → {cause} "
+                              f"({hypothesis['confidence']:.2f})", markup=False, highlight=False)
+                status.update(f"Analysing… {node} done")
+
+            return await execute(accepted, deps=runtime.deps, store=runtime.store,
+                                 checkpointer=runtime.checkpointer, on_progress=progress)
+
+
+def _show(execution: Execution, as_json: bool) -> None:
+    if execution.reused:
+        err.print("note: this event's execution already finished; showing its stored result",
+                  highlight=False)
+    if as_json:
+        _emit_json(execution.result.model_dump(mode="json"))
+    else:
+        print_to(out, result_view(execution.result))
+
+
+@executions_app.command("list")
+def executions_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+    status: Annotated[str | None, typer.Option(help="Only this status, e.g. COMPLETED.")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List stored executions, newest first."""
+    settings = _settings(data_dir)
+    records = _guarded(lambda: open_store(settings).list(limit=limit, status=status))
+    if as_json:
+        _emit_json([{"execution_id": r.execution_id, "incident_id": r.incident_id,
+                     "status": r.status, "reason": r.reason, "attempt": r.attempt,
+                     "updated_at": r.updated_at} for r in records])
+    else:
+        print_to(out, executions_table(records))
+
+
+@executions_app.command("show")
+def executions_show(
+    execution_id: Annotated[str, typer.Argument(help="The 32-character execution id.")],
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one stored execution's result."""
+    settings = _settings(data_dir)
+    record = _guarded(lambda: open_store(settings).get(execution_id))
+    if record is None:
+        _fail(EXIT_REJECTED, f"unknown execution id: {execution_id}")
+    if record.result is None:
+        _fail(EXIT_REJECTED, f"execution {execution_id} has no result yet (status {record.status})")
+    _show(Execution(record.result), as_json)
+
+
+@app.command()
+def schema(
+    which: Annotated[str, typer.Argument(help="event | result")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the JSON Schema of the accepted events or of the execution result."""
+    if which == "event":
+        adapter: TypeAdapter[Any] = TypeAdapter(IncidentCreatedEnvelope | AlarmStateChangeEnvelope)
+        _emit_json(adapter.json_schema(by_alias=True))
+    elif which == "result":
+        _emit_json(ExecutionResult.model_json_schema())
+    else:
+        _fail(EXIT_REJECTED, f"unknown schema {which!r}: choose event or result")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

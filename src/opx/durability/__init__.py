@@ -1,0 +1,1 @@
+"""Where executions live: checkpoint savers and execution stores, one module per backend."""

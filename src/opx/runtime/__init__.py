@@ -1,0 +1,1 @@
+"""Running executions: event intake, the execute() entry point and its policies."""
