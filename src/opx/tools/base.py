@@ -3,7 +3,8 @@
 Each method returns a :class:`~opx.domain.tool_result.ToolResult` whose serialised form is at most
 10 KB. Results are deterministically ordered (with tie-breakers). Large answers are split into
 pages: a result carries ``next_token`` when more data is available, and the caller passes it back
-unchanged to get the next page. Times are timezone-aware UTC datetimes.
+unchanged to get the next page. ``truncated`` is true only when data was dropped or shortened to
+fit, never merely because more pages follow. Times are timezone-aware UTC datetimes.
 
 Shapes of ``ToolResult.data`` (all timestamps ISO-8601 UTC strings ending in ``Z``):
 
@@ -25,7 +26,7 @@ Shapes of ``ToolResult.data`` (all timestamps ISO-8601 UTC strings ending in ``Z
 - ``search_incidents``: ``{"incidents": [{"incident_id", "service", "severity", "opened_at",
   "title", "symptoms", "root_cause": {"service", "component", "category"}}]}``.
 - ``get_resolution``: ``{"incident_id", "found": bool, "resolution": {"type", "summary",
-  "actions", "time_to_resolve_minutes"}}``.
+  "actions", "time_to_resolve_minutes"} | null}`` (null when not found).
 - ``retrieve_knowledge``: ``{"documents": [{"document_id", "title", "doc_type", "services",
   "excerpt", "section", "score"}]}`` in descending score order.
 """
@@ -45,6 +46,12 @@ class TelemetryTools(Protocol):
 
     @property
     def source_name(self) -> str: ...
+
+    @property
+    def metric_directions(self) -> dict[str, str]:
+        """Which way is bad for a metric name ("up", "down" or "both"), where the source knows;
+        analysts apply their own defaults to names not listed."""
+        ...
 
     def list_metrics(
         self, service: str | None = None, next_token: str | None = None
