@@ -50,8 +50,11 @@ err = Console(stderr=True, soft_wrap=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where executions and checkpoints live "
-                 "[default: $OPX_DATA_DIR or ~/.opx].", file_okay=False),
+    typer.Option(
+        "--data-dir",
+        help="Where executions and checkpoints live [default: $OPX_DATA_DIR or ~/.opx].",
+        file_okay=False,
+    ),
 ]
 T = TypeVar("T")
 
@@ -88,10 +91,19 @@ def _read_event(path: Path) -> bytes:
 
 @app.command()
 def analyze(
-    event: Annotated[Path, typer.Argument(help="The incident event: an EventBridge JSON document "
-                                          "(IncidentCreated or CloudWatch Alarm State Change).")],
-    bundle: Annotated[Path | None, typer.Option(
-        "--bundle", help="Telemetry bundle directory [default: bundle/ beside the event].")] = None,
+    event: Annotated[
+        Path,
+        typer.Argument(
+            help="The incident event: an EventBridge JSON document "
+            "(IncidentCreated or CloudWatch Alarm State Change)."
+        ),
+    ],
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle", help="Telemetry bundle directory [default: bundle/ beside the event]."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -117,22 +129,34 @@ def analyze(
 async def _run(settings: Settings, tools: Any, accepted: Accepted) -> Execution:
     async with open_runtime(settings, tools) as runtime:
         with err.status("Analysing…", spinner="dots") as status:
+
             def progress(node: str, update: dict[str, Any]) -> None:
                 hypothesis = (update.get("hypotheses") or {}).get(node)
                 if hypothesis is not None:
                     cause = (hypothesis.get("root_cause") or {}).get("service", "no root cause")
-                    err.print(f"  {node}: {hypothesis['status']} → {cause} "
-                              f"({hypothesis['confidence']:.2f})", markup=False, highlight=False)
+                    err.print(
+                        f"  {node}: {hypothesis['status']} → {cause} "
+                        f"({hypothesis['confidence']:.2f})",
+                        markup=False,
+                        highlight=False,
+                    )
                 status.update(f"Analysing… {node} done")
 
-            return await execute(accepted, deps=runtime.deps, store=runtime.store,
-                                 checkpointer=runtime.checkpointer, on_progress=progress)
+            return await execute(
+                accepted,
+                deps=runtime.deps,
+                store=runtime.store,
+                checkpointer=runtime.checkpointer,
+                on_progress=progress,
+            )
 
 
 def _show(execution: Execution, as_json: bool) -> None:
     if execution.reused:
-        err.print("note: this event's execution already finished; showing its stored result",
-                  highlight=False)
+        err.print(
+            "note: this event's execution already finished; showing its stored result",
+            highlight=False,
+        )
     if as_json:
         _emit_json(execution.result.model_dump(mode="json"))
     else:
@@ -150,9 +174,19 @@ def executions_list(
     settings = _settings(data_dir)
     records = _guarded(lambda: open_store(settings).list(limit=limit, status=status))
     if as_json:
-        _emit_json([{"execution_id": r.execution_id, "incident_id": r.incident_id,
-                     "status": r.status, "reason": r.reason, "attempt": r.attempt,
-                     "updated_at": r.updated_at} for r in records])
+        _emit_json(
+            [
+                {
+                    "execution_id": r.execution_id,
+                    "incident_id": r.incident_id,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "attempt": r.attempt,
+                    "updated_at": r.updated_at,
+                }
+                for r in records
+            ]
+        )
     else:
         print_to(out, executions_table(records))
 

@@ -6,6 +6,7 @@ explicitly; nothing reads the environment elsewhere.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,8 +57,14 @@ class Settings:
         return self.data_dir / "executions.sqlite"
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, low: float = 0.0,
-           high: float | None = None) -> float:
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -65,7 +72,7 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float = 0.
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value != value or value < low or (high is not None and value > high):
+    if math.isnan(value) or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{name}={raw!r} must be {bound}")
     return value

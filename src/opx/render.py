@@ -14,22 +14,32 @@ from opx.durability.store import ExecutionRecord
 def result_view(result: ExecutionResult) -> Group:
     parts: list[Text | Table] = [_headline(result)]
     if result.consensus is not None:
-        parts.append(Text(f"Agreement: {result.consensus.agreement_level:.0%}   "
-                          f"Data completeness: {result.consensus.quality.data_completeness:.0%}"))
+        parts.append(
+            Text(
+                f"Agreement: {result.consensus.agreement_level:.0%}   "
+                f"Data completeness: {result.consensus.quality.data_completeness:.0%}"
+            )
+        )
         parts.append(_candidates(result))
     if result.recommendation is not None and result.recommendation.actions:
-        parts.append(Text("Suggested next steps (advice for a human; nothing was changed):",
-                          style="bold"))
+        parts.append(
+            Text("Suggested next steps (advice for a human; nothing was changed):", style="bold")
+        )
         for i, action in enumerate(result.recommendation.actions, 1):
-            parts.append(Text(f"  {i}. [{action.type.value}, risk {action.risk.value}] "
-                              f"{action.description}"))
+            parts.append(
+                Text(f"  {i}. [{action.type.value}, risk {action.risk.value}] {action.description}")
+            )
     if result.hypotheses:
         parts.append(_agents(result.hypotheses))
     if result.cost is not None:
         c = result.cost
         flag = " (some model prices unknown)" if c.cost_unknown else ""
-        parts.append(Text(f"Cost: ${c.total_usd:.4f} of ${c.budget_usd:.2f} budget "
-                          f"({c.input_tokens} in / {c.output_tokens} out tokens){flag}"))
+        parts.append(
+            Text(
+                f"Cost: ${c.total_usd:.4f} of ${c.budget_usd:.2f} budget "
+                f"({c.input_tokens} in / {c.output_tokens} out tokens){flag}"
+            )
+        )
     parts.append(Text(f"Execution: {result.execution_id}", style="dim"))
     return Group(*parts)
 
@@ -40,25 +50,31 @@ def _headline(result: ExecutionResult) -> Text:
     rec = result.recommendation
     if rec is not None:
         component = f" / {rec.root_cause.component}" if rec.root_cause.component else ""
-        status.append(f"Root cause: {rec.root_cause.service}{component} "
-                      f"[{rec.root_cause.category}]\n", style="bold green")
+        status.append(
+            f"Root cause: {rec.root_cause.service}{component} [{rec.root_cause.category}]\n",
+            style="bold green",
+        )
         status.append(f"Confidence: {rec.confidence:.2f}\n")
         status.append(f"Summary: {rec.summary}")
     elif result.consensus is not None:
-        status.append("Root cause: none named with enough confidence "
-                      f"(confidence {result.consensus.confidence:.2f} < threshold "
-                      f"{result.consensus.threshold:.2f})", style="yellow")
+        status.append(
+            "Root cause: none named with enough confidence "
+            f"(confidence {result.consensus.confidence:.2f} < threshold "
+            f"{result.consensus.threshold:.2f})",
+            style="yellow",
+        )
     return status
 
 
 def _candidates(result: ExecutionResult) -> Table:
     table = Table(title="Candidates", title_justify="left")
     for column in ("#", "service", "component", "score", "supported by"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     assert result.consensus is not None
     for i, c in enumerate(result.consensus.candidates[:5], 1):
-        table.add_row(str(i), c.service, c.component or "", f"{c.score:.2f}",
-                      ", ".join(c.supporting_agents))
+        table.add_row(
+            str(i), c.service, c.component or "", f"{c.score:.2f}", ", ".join(c.supporting_agents)
+        )
     return table
 
 
@@ -68,8 +84,7 @@ def _agents(hypotheses: dict[str, Hypothesis]) -> Table:
         table.add_column(column, overflow="fold")
     for agent_id, h in sorted(hypotheses.items()):
         cause = h.root_cause.service if h.root_cause else "-"
-        table.add_row(agent_id, h.status.value, cause, f"{h.confidence:.2f}",
-                      h.description[:160])
+        table.add_row(agent_id, h.status.value, cause, f"{h.confidence:.2f}", h.description[:160])
     return table
 
 
@@ -79,8 +94,14 @@ def executions_table(records: list[ExecutionRecord]) -> Table:
         table.add_column(column, overflow="fold")
     for r in records:
         rec = r.result.recommendation if r.result else None
-        table.add_row(r.execution_id, r.incident_id, r.status, r.reason or "", str(r.attempt),
-                      rec.root_cause.service if rec else "")
+        table.add_row(
+            r.execution_id,
+            r.incident_id,
+            r.status,
+            r.reason or "",
+            str(r.attempt),
+            rec.root_cause.service if rec else "",
+        )
     return table
 
 

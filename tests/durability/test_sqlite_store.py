@@ -57,8 +57,9 @@ def test_finish_requires_the_lease(store: SqliteExecutionStore) -> None:
 
 def test_all_core_agents_failed_starts_a_new_attempt(store: SqliteExecutionStore) -> None:
     store.claim("e1", "INC", "a", 60, now=100)
-    store.finish("e1", "a", result(ExecutionStatus.NO_RECOMMENDATION,
-                                   Reason.ALL_CORE_AGENTS_FAILED), now=110)
+    store.finish(
+        "e1", "a", result(ExecutionStatus.NO_RECOMMENDATION, Reason.ALL_CORE_AGENTS_FAILED), now=110
+    )
     claim = store.claim("e1", "INC", "b", 60, now=120)
     assert claim.outcome is ClaimOutcome.CLAIMED and not claim.resume
     assert claim.record.attempt == 2

@@ -19,8 +19,12 @@ from opx.domain.incident import EvidenceBundle, Incident, Severity
 def make_ctx() -> AgentContext:
     start = datetime(2026, 10, 1, 10, tzinfo=UTC)
     incident = Incident(
-        incident_id="INC-1", service="svc", severity=Severity.SEV2, window_start=start,
-        window_end=start + timedelta(minutes=30), evidence_bundle=EvidenceBundle(evidence_id="e"),
+        incident_id="INC-1",
+        service="svc",
+        severity=Severity.SEV2,
+        window_start=start,
+        window_end=start + timedelta(minutes=30),
+        evidence_bundle=EvidenceBundle(evidence_id="e"),
     )
     return AgentContext(incident=incident, tools=None)  # type: ignore[arg-type]
 
@@ -47,8 +51,9 @@ class ScriptedBackend:
             await asyncio.sleep(self.hang_s)
         if self.failures:
             raise self.failures.pop(0)
-        hypothesis = Hypothesis(agent_id=agent_id, root_cause=RootCause(service="db"),
-                                confidence=0.7)
+        hypothesis = Hypothesis(
+            agent_id=agent_id, root_cause=RootCause(service="db"), confidence=0.7
+        )
         return AgentOutput(hypothesis, input_tokens=100 * attempt, output_tokens=10, model="m")
 
 
@@ -62,9 +67,15 @@ class Sleeps:
 
 async def run(backend: Any, deadline: float = 5.0, attempts: int = 3) -> tuple[Any, Sleeps]:
     sleeps = Sleeps()
-    outcome = await run_agent("signal-intelligence", backend, make_ctx(), deadline_s=deadline,
-                              policy=RetryPolicy(attempts, 1.0), sleep=sleeps,
-                              rng=random.Random(0))
+    outcome = await run_agent(
+        "signal-intelligence",
+        backend,
+        make_ctx(),
+        deadline_s=deadline,
+        policy=RetryPolicy(attempts, 1.0),
+        sleep=sleeps,
+        rng=random.Random(0),
+    )
     return outcome, sleeps
 
 
@@ -85,7 +96,10 @@ async def test_retryable_errors_are_retried_with_growing_waits() -> None:
     assert h.status is HypothesisStatus.SUCCESS and backend.calls == 3
     assert [a.status for a in h.attempts] == ["FAILURE", "FAILURE", "SUCCESS"]
     assert [(t.attempt, t.status) for t in outcome.trace] == [
-        (1, "FAILURE"), (2, "FAILURE"), (3, "SUCCESS")]
+        (1, "FAILURE"),
+        (2, "FAILURE"),
+        (3, "SUCCESS"),
+    ]
     assert 0.8 <= sleeps.waits[0] <= 1.2 and 1.6 <= sleeps.waits[1] <= 2.4
     assert h.cost.input_tokens == 300  # only the successful attempt used tokens here
 

@@ -27,20 +27,31 @@ def incident_event(**detail: Any) -> dict[str, Any]:
 
 
 def alarm_event(state: str = "ALARM", dimensions: dict[str, str] | None = None) -> dict[str, Any]:
-    metric = {"namespace": "AWS/DynamoDB", "name": "ThrottledRequests",
-              "dimensions": dimensions if dimensions is not None else {"TableName": "orders"}}
+    metric = {
+        "namespace": "AWS/DynamoDB",
+        "name": "ThrottledRequests",
+        "dimensions": dimensions if dimensions is not None else {"TableName": "orders"},
+    }
     return {
-        "version": "0", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
-        "account": "111122223333", "region": "us-east-1",
+        "version": "0",
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "account": "111122223333",
+        "region": "us-east-1",
         "resources": ["arn:aws:cloudwatch:us-east-1:111122223333:alarm:orders-throttles"],
         "detail": {
             "alarmName": "orders-throttles",
-            "state": {"value": state, "reason": "Threshold crossed",
-                      "timestamp": "2026-10-14T09:41:00.000+0000"},
+            "state": {
+                "value": state,
+                "reason": "Threshold crossed",
+                "timestamp": "2026-10-14T09:41:00.000+0000",
+            },
             "previousState": {"value": "OK", "timestamp": "2026-10-14T09:00:00.000+0000"},
-            "configuration": {"metrics": [{"id": "m1", "metricStat": {"metric": metric,
-                                                                      "period": 60,
-                                                                      "stat": "Sum"}}]},
+            "configuration": {
+                "metrics": [
+                    {"id": "m1", "metricStat": {"metric": metric, "period": 60, "stat": "Sum"}}
+                ]
+            },
         },
     }
 

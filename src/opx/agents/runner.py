@@ -50,8 +50,9 @@ class _Attempts:
 
     def fail(self, agent_id: str, attempt: int, status: HypothesisStatus, err: ErrorInfo) -> None:
         self.records.append(AttemptRecord(attempt=attempt, status=status, error=err))
-        self.trace.append(TraceEntry(node=agent_id, status=status.value, attempt=attempt,
-                                     detail=err.code.value))
+        self.trace.append(
+            TraceEntry(node=agent_id, status=status.value, attempt=attempt, detail=err.code.value)
+        )
         self.errors.append(err)
 
 
@@ -75,9 +76,12 @@ async def run_agent(
     except TimeoutError:
         err = ErrorInfo.of(ErrorCode.TIMEOUT, f"{agent_id} did not finish within {deadline_s:g} s")
         log.fail(agent_id, len(log.records) + 1, HypothesisStatus.TIMEOUT, err)
-        hypothesis = Hypothesis.failed(agent_id, HypothesisStatus.TIMEOUT, err,
-                                       _version(backend, agent_id))
-    hypothesis = hypothesis.model_copy(update={"attempts": log.records, "cost": _usage(log.records)})
+        hypothesis = Hypothesis.failed(
+            agent_id, HypothesisStatus.TIMEOUT, err, _version(backend, agent_id)
+        )
+    hypothesis = hypothesis.model_copy(
+        update={"attempts": log.records, "cost": _usage(log.records)}
+    )
     return RunOutcome(hypothesis, log.trace, log.errors, started, time.time())
 
 
@@ -96,15 +100,19 @@ async def _attempt_loop(
         except OpxError as exc:
             err = exc.info
         except Exception as exc:  # a backend bug must not take the execution down
-            err = ErrorInfo(code=ErrorCode.UNKNOWN_ERROR, message=f"{type(exc).__name__}: {exc}",
-                            retryable=False)
+            err = ErrorInfo(
+                code=ErrorCode.UNKNOWN_ERROR,
+                message=f"{type(exc).__name__}: {exc}",
+                retryable=False,
+            )
         else:
             _record_success(agent_id, attempt, output, log)
             return output.hypothesis
         log.fail(agent_id, attempt, HypothesisStatus.FAILURE, err)
         if not err.retryable or attempt == policy.max_attempts:
-            return Hypothesis.failed(agent_id, HypothesisStatus.FAILURE, err,
-                                     _version(backend, agent_id))
+            return Hypothesis.failed(
+                agent_id, HypothesisStatus.FAILURE, err, _version(backend, agent_id)
+            )
         await sleep(policy.delay(attempt, rng))
     raise AssertionError("unreachable: the loop returns on its last attempt")
 
@@ -112,8 +120,13 @@ async def _attempt_loop(
 def _record_success(agent_id: str, attempt: int, output: AgentOutput, log: _Attempts) -> None:
     status = output.hypothesis.status
     log.records.append(
-        AttemptRecord(attempt=attempt, status=status, input_tokens=output.input_tokens,
-                      output_tokens=output.output_tokens, model=output.model)
+        AttemptRecord(
+            attempt=attempt,
+            status=status,
+            input_tokens=output.input_tokens,
+            output_tokens=output.output_tokens,
+            model=output.model,
+        )
     )
     log.trace.append(TraceEntry(node=agent_id, status=status.value, attempt=attempt))
 

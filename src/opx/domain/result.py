@@ -24,7 +24,6 @@ class ExecutionStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
 
 
-
 class Reason(StrEnum):
     ROOT_CAUSE_IDENTIFIED = "ROOT_CAUSE_IDENTIFIED"
     NO_CONFIDENT_ROOT_CAUSE = "NO_CONFIDENT_ROOT_CAUSE"

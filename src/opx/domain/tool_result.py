@@ -40,7 +40,9 @@ class ToolResult(BaseModel):
 
     @classmethod
     def failed(cls, source: str, code: ErrorCode, message: str) -> ToolResult:
-        return cls(status=ToolStatus.FAILED, source=source, error=ToolError(code=code, message=message))
+        return cls(
+            status=ToolStatus.FAILED, source=source, error=ToolError(code=code, message=message)
+        )
 
     def size_bytes(self) -> int:
         return len(json.dumps(self.model_dump(mode="json"), separators=(",", ":")).encode("utf-8"))

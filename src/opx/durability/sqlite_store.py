@@ -25,8 +25,10 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_by_update ON executions (updated_at DESC);
 """
-_COLUMNS = ("execution_id, incident_id, status, reason, attempt, lease_owner, lease_expires_at, "
-            "result_json, created_at, updated_at")
+_COLUMNS = (
+    "execution_id, incident_id, status, reason, attempt, lease_owner, lease_expires_at, "
+    "result_json, created_at, updated_at"
+)
 # Attempts that ended without a usable answer start over on a fresh checkpoint thread.
 _RESTART = (ExecutionStatus.FAILED.value,)
 
@@ -57,8 +59,9 @@ class SqliteExecutionStore:
         finally:
             db.close()
 
-    def claim(self, execution_id: str, incident_id: str, owner: str, lease_s: float,
-              now: float) -> Claim:
+    def claim(
+        self, execution_id: str, incident_id: str, owner: str, lease_s: float, now: float
+    ) -> Claim:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -69,14 +72,28 @@ class SqliteExecutionStore:
                 raise
         return claim
 
-    def _claim_in(self, db: sqlite3.Connection, execution_id: str, incident_id: str, owner: str,
-                  expires: float, now: float) -> Claim:
+    def _claim_in(
+        self,
+        db: sqlite3.Connection,
+        execution_id: str,
+        incident_id: str,
+        owner: str,
+        expires: float,
+        now: float,
+    ) -> Claim:
         record = self._get(db, execution_id)
         if record is None:
             db.execute(
                 f"INSERT INTO executions ({_COLUMNS}) VALUES (?, ?, ?, NULL, 1, ?, ?, NULL, ?, ?)",
-                (execution_id, incident_id, ExecutionStatus.IN_PROGRESS.value, owner, expires,
-                 now, now),
+                (
+                    execution_id,
+                    incident_id,
+                    ExecutionStatus.IN_PROGRESS.value,
+                    owner,
+                    expires,
+                    now,
+                    now,
+                ),
             )
             return Claim(ClaimOutcome.CLAIMED, self._require(db, execution_id), resume=False)
         if is_final(record.status, record.reason):
@@ -100,17 +117,25 @@ class SqliteExecutionStore:
                 "UPDATE executions SET status = ?, reason = ?, result_json = ?, lease_owner = NULL,"
                 " lease_expires_at = NULL, updated_at = ? WHERE execution_id = ? AND "
                 "lease_owner = ?",
-                (result.status.value, result.reason.value if result.reason else None,
-                 result.model_dump_json(), now, execution_id, owner),
+                (
+                    result.status.value,
+                    result.reason.value if result.reason else None,
+                    result.model_dump_json(),
+                    now,
+                    execution_id,
+                    owner,
+                ),
             )
             return cursor.rowcount == 1
 
-    def release(self, execution_id: str, owner: str, status: str, reason: str | None,
-                now: float) -> None:
+    def release(
+        self, execution_id: str, owner: str, status: str, reason: str | None, now: float
+    ) -> None:
         with self._connect() as db:
             db.execute(
                 "UPDATE executions SET status = ?, reason = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = ? WHERE execution_id = ? AND lease_owner = ?",
+                "lease_expires_at = NULL, updated_at = ? "
+                "WHERE execution_id = ? AND lease_owner = ?",
                 (status, reason, now, execution_id, owner),
             )
 
@@ -143,14 +168,30 @@ class SqliteExecutionStore:
 
 
 def _record(row: tuple[object, ...]) -> ExecutionRecord:
-    (execution_id, incident_id, status, reason, attempt, owner, expires, result_json, created,
-     updated) = row
-    result = (ExecutionResult.model_validate_json(str(result_json))
-              if result_json is not None else None)
+    (
+        execution_id,
+        incident_id,
+        status,
+        reason,
+        attempt,
+        owner,
+        expires,
+        result_json,
+        created,
+        updated,
+    ) = row
+    result = (
+        ExecutionResult.model_validate_json(str(result_json)) if result_json is not None else None
+    )
     return ExecutionRecord(
-        execution_id=str(execution_id), incident_id=str(incident_id), status=str(status),
-        reason=None if reason is None else str(reason), attempt=int(str(attempt)),
+        execution_id=str(execution_id),
+        incident_id=str(incident_id),
+        status=str(status),
+        reason=None if reason is None else str(reason),
+        attempt=int(str(attempt)),
         lease_owner=None if owner is None else str(owner),
         lease_expires_at=None if expires is None else float(str(expires)),
-        result=result, created_at=float(str(created)), updated_at=float(str(updated)),
+        result=result,
+        created_at=float(str(created)),
+        updated_at=float(str(updated)),
     )

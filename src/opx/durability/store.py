@@ -14,9 +14,9 @@ class StoreUnavailable(Exception):
 
 
 class ClaimOutcome(StrEnum):
-    CLAIMED = "CLAIMED"          # the caller holds the lease and must run (or resume) the attempt
-    FINISHED = "FINISHED"        # a final result is stored; return it
-    LEASE_HELD = "LEASE_HELD"    # someone else is running it right now
+    CLAIMED = "CLAIMED"  # the caller holds the lease and must run (or resume) the attempt
+    FINISHED = "FINISHED"  # a final result is stored; return it
+    LEASE_HELD = "LEASE_HELD"  # someone else is running it right now
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,17 @@ class Claim:
 
 
 class ExecutionStore(Protocol):
-    def claim(self, execution_id: str, incident_id: str, owner: str, lease_s: float,
-              now: float) -> Claim: ...
+    def claim(
+        self, execution_id: str, incident_id: str, owner: str, lease_s: float, now: float
+    ) -> Claim: ...
 
-    def finish(self, execution_id: str, owner: str, result: ExecutionResult, now: float) -> bool: ...
+    def finish(
+        self, execution_id: str, owner: str, result: ExecutionResult, now: float
+    ) -> bool: ...
 
-    def release(self, execution_id: str, owner: str, status: str, reason: str | None,
-                now: float) -> None: ...
+    def release(
+        self, execution_id: str, owner: str, status: str, reason: str | None, now: float
+    ) -> None: ...
 
     def get(self, execution_id: str) -> ExecutionRecord | None: ...
 

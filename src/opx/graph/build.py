@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -29,7 +29,16 @@ from opx.reasoning.cost import compute_cost
 from opx.reasoning.pricing import PricingTable
 from opx.tools.base import TelemetryTools
 
-Node = Callable[[GraphState], Awaitable[dict[str, Any]]]
+
+class Node(Protocol):
+    """An async graph node; the parameter is named ``state`` as LangGraph's node protocol says."""
+
+    def __call__(self, state: GraphState) -> Awaitable[dict[str, Any]]: ...
+
+
+# A planning figure for the pre-flight estimate (input, output tokens per agent call); the cost
+# guardian accounts what was really used.
+_PLANNED_TOKENS = (4000, 1000)
 
 
 @dataclass(frozen=True)
@@ -62,11 +71,23 @@ def _budget_node(deps: GraphDeps) -> Node:
         model = deps.backend.model_of(ALL_AGENTS[0])
         price = deps.pricing.price(model)
         known = price is not None
-        estimate = 0.0 if price is None else price.estimate_usd(len(ALL_AGENTS))
+        estimate = (
+            0.0
+            if price is None
+            else len(ALL_AGENTS)
+            * (
+                _PLANNED_TOKENS[0] / 1000 * price.input_per_1k
+                + _PLANNED_TOKENS[1] / 1000 * price.output_per_1k
+            )
+        )
         status = "OK" if known and estimate <= budget else ("UNKNOWN_PRICE" if not known else "LOW")
         return {
-            "budget": {"budget_usd": budget, "estimated_usd": round(estimate, 6), "model": model,
-                       "status": status},
+            "budget": {
+                "budget_usd": budget,
+                "estimated_usd": round(estimate, 6),
+                "model": model,
+                "status": status,
+            },
             "trace": _trace("budget_check", status),
         }
 
@@ -78,13 +99,19 @@ def _agent_node(agent_id: str, deps: GraphDeps) -> Node:
         prior = hypotheses_of(state)
         if agent_id == KNOWLEDGE:
             prior = {a: h for a, h in prior.items() if a in CORE_AGENTS}
-        ctx = AgentContext(incident=_incident(state), tools=deps.tools,
-                           prior=prior if agent_id in (KNOWLEDGE, RESPONSE) else {})
+        ctx = AgentContext(
+            incident=_incident(state),
+            tools=deps.tools,
+            prior=prior if agent_id in (KNOWLEDGE, RESPONSE) else {},
+        )
         outcome = await run_agent(
-            agent_id, deps.backend, ctx,
+            agent_id,
+            deps.backend,
+            ctx,
             deadline_s=deps.settings.deadline_for(agent_id),
             policy=RetryPolicy(deps.settings.retry_max_attempts, deps.settings.retry_base_delay_s),
-            sleep=deps.sleep, rng=deps.rng,
+            sleep=deps.sleep,
+            rng=deps.rng,
         )
         errors = [
             {"node": agent_id, "attempt": i + 1, "error": e.model_dump(mode="json")}
@@ -94,8 +121,9 @@ def _agent_node(agent_id: str, deps: GraphDeps) -> Node:
             "hypotheses": {agent_id: outcome.hypothesis.model_dump(mode="json")},
             "trace": [t.model_dump(mode="json") for t in outcome.trace],
             "errors": errors,
-            "timings": {agent_id: {"started_at": outcome.started_at,
-                                   "finished_at": outcome.finished_at}},
+            "timings": {
+                agent_id: {"started_at": outcome.started_at, "finished_at": outcome.finished_at}
+            },
         }
 
     return agent
@@ -103,15 +131,20 @@ def _agent_node(agent_id: str, deps: GraphDeps) -> Node:
 
 def _consensus_of(state: GraphState, deps: GraphDeps) -> ConsensusResult:
     return build_consensus(
-        hypotheses_of(state), weights=WEIGHTS, expected_agents=ALL_AGENTS,
+        hypotheses_of(state),
+        weights=WEIGHTS,
+        expected_agents=ALL_AGENTS,
         threshold=deps.settings.confidence_threshold,
     )
 
 
 def _cost_of(state: GraphState, deps: GraphDeps) -> CostReport:
     return compute_cost(
-        hypotheses_of(state), pricing=deps.pricing, budget_usd=_incident(state).budget_usd,
-        incidents_per_day=deps.settings.incidents_per_day, warn_ratio=deps.settings.budget_warn_ratio,
+        hypotheses_of(state),
+        pricing=deps.pricing,
+        budget_usd=_incident(state).budget_usd,
+        incidents_per_day=deps.settings.incidents_per_day,
+        warn_ratio=deps.settings.budget_warn_ratio,
     )
 
 
@@ -119,8 +152,10 @@ def _consensus_node(deps: GraphDeps) -> Node:
     async def consensus(state: GraphState) -> dict[str, Any]:
         result = _consensus_of(state, deps)
         status = "ROOT_CAUSE" if result.root_cause else "NO_CONFIDENT_ROOT_CAUSE"
-        return {"consensus_result": result.model_dump(mode="json"),
-                "trace": _trace("consensus", status)}
+        return {
+            "consensus_result": result.model_dump(mode="json"),
+            "trace": _trace("consensus", status),
+        }
 
     return consensus
 
@@ -129,7 +164,10 @@ def _cost_node(deps: GraphDeps) -> Node:
     async def cost_guardian(state: GraphState) -> dict[str, Any]:
         report = _cost_of(state, deps)
         status = "BUDGET_EXCEEDED" if report.budget_exceeded else "OK"
-        return {"cost_report": report.model_dump(mode="json"), "trace": _trace("cost_guardian", status)}
+        return {
+            "cost_report": report.model_dump(mode="json"),
+            "trace": _trace("cost_guardian", status),
+        }
 
     return cost_guardian
 
@@ -138,10 +176,16 @@ def _finalize_node(deps: GraphDeps) -> Node:
     async def finalize(state: GraphState) -> dict[str, Any]:
         # On the short cut from the core agents, consensus and cost have not run: compute them
         # here so the result still says what was tried and what it cost.
-        consensus = (ConsensusResult.model_validate(state["consensus_result"])
-                     if "consensus_result" in state else _consensus_of(state, deps))
-        cost = (CostReport.model_validate(state["cost_report"])
-                if "cost_report" in state else _cost_of(state, deps))
+        consensus = (
+            ConsensusResult.model_validate(state["consensus_result"])
+            if "consensus_result" in state
+            else _consensus_of(state, deps)
+        )
+        cost = (
+            CostReport.model_validate(state["cost_report"])
+            if "cost_report" in state
+            else _cost_of(state, deps)
+        )
         trace = _trace("finalize", "OK")
         final_state: GraphState = {**state, "trace": [*state.get("trace", []), *trace]}
         result = build_result(final_state, consensus, cost)

@@ -45,7 +45,8 @@ def recommendation_for(
     if root is None:
         return None
     supporters = [
-        h for a, h in sorted(hypotheses.items())
+        h
+        for a, h in sorted(hypotheses.items())
         if h.status.produced and h.root_cause is not None and h.root_cause.service == root.service
     ]
     basis = sorted({b for h in supporters for b in h.confidence_basis})

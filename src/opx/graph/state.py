@@ -13,7 +13,10 @@ JSON = dict[str, Any]
 STAGES: dict[str, int] = {
     "entry": 0,
     "budget_check": 1,
-    SIGNAL: 2, HISTORICAL: 2, CHANGE: 2, RISK: 2,
+    SIGNAL: 2,
+    HISTORICAL: 2,
+    CHANGE: 2,
+    RISK: 2,
     KNOWLEDGE: 3,
     RESPONSE: 4,
     "consensus": 5,

@@ -1,4 +1,4 @@
-"""execute(): one incident event to one execution result, idempotently, resuming where it stopped."""
+"""execute(): one incident event to one result, idempotently, resuming where it stopped."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
 from opx.durability.store import ClaimOutcome, ExecutionStore
@@ -34,10 +34,14 @@ def thread_id(execution_id: str, attempt: int) -> str:
 
 
 def skipped(event: AlarmNotFiring) -> Execution:
-    return Execution(ExecutionResult(
-        incident_id=event.incident_id, execution_id=event.execution_id,
-        status=ExecutionStatus.SKIPPED, reason=Reason.ALARM_NOT_FIRING,
-    ))
+    return Execution(
+        ExecutionResult(
+            incident_id=event.incident_id,
+            execution_id=event.execution_id,
+            status=ExecutionStatus.SKIPPED,
+            reason=Reason.ALARM_NOT_FIRING,
+        )
+    )
 
 
 async def execute(
@@ -53,19 +57,27 @@ async def execute(
     owner = owner or uuid.uuid4().hex
     incident, execution_id = accepted.incident, accepted.execution_id
     started = time.time()
-    claim = store.claim(execution_id, incident.incident_id, owner, deps.settings.lease_seconds, started)
+    claim = store.claim(
+        execution_id, incident.incident_id, owner, deps.settings.lease_seconds, started
+    )
     if claim.outcome is ClaimOutcome.FINISHED and claim.record.result is not None:
         return Execution(claim.record.result, reused=True)
     if claim.outcome is ClaimOutcome.LEASE_HELD:
-        return Execution(ExecutionResult(
-            incident_id=incident.incident_id, execution_id=execution_id,
-            status=ExecutionStatus.IN_PROGRESS, reason=Reason.LEASE_HELD,
-        ))
+        return Execution(
+            ExecutionResult(
+                incident_id=incident.incident_id,
+                execution_id=execution_id,
+                status=ExecutionStatus.IN_PROGRESS,
+                reason=Reason.LEASE_HELD,
+            )
+        )
     graph = build_graph(deps, checkpointer)
-    config: RunnableConfig = {"configurable": {
-        "thread_id": thread_id(execution_id, claim.record.attempt),
-        "incident_id": incident.incident_id,
-    }}
+    config: RunnableConfig = {
+        "configurable": {
+            "thread_id": thread_id(execution_id, claim.record.attempt),
+            "incident_id": incident.incident_id,
+        }
+    }
     graph_input: GraphState | None = {
         "incident": incident.model_dump(mode="json"),
         "execution_id": execution_id,
@@ -79,8 +91,13 @@ async def execute(
                 if on_progress is not None:
                     on_progress(node, values or {})
     except BaseException:
-        store.release(execution_id, owner, ExecutionStatus.INCOMPLETE.value,
-                      Reason.INTERNAL_ERROR.value, time.time())
+        store.release(
+            execution_id,
+            owner,
+            ExecutionStatus.INCOMPLETE.value,
+            Reason.INTERNAL_ERROR.value,
+            time.time(),
+        )
         raise
     final = (await graph.aget_state(config)).values
     result = ExecutionResult.model_validate(final["result"]).model_copy(
@@ -96,9 +113,9 @@ def _timings(state: dict[str, Any], started: float, finished: float) -> dict[str
     spans = sorted((t["started_at"], t["finished_at"]) for t in agents.values())
     busy, cursor = 0.0, started
     for begin, end in spans:  # union of agent intervals: parallel agents count once
-        begin = max(begin, cursor)
-        if end > begin:
-            busy += end - begin
+        counted_from = max(begin, cursor)
+        if end > counted_from:
+            busy += end - counted_from
             cursor = end
     total = finished - started
     return {
@@ -106,6 +123,8 @@ def _timings(state: dict[str, Any], started: float, finished: float) -> dict[str
         "total_s": round(total, 6),
         "agent_work_s": round(busy, 6),
         "overhead_s": round(max(total - busy, 0.0), 6),
-        "agents": {a: {"seconds": round(t["finished_at"] - t["started_at"], 6)}
-                   for a, t in sorted(agents.items())},
+        "agents": {
+            a: {"seconds": round(t["finished_at"] - t["started_at"], 6)}
+            for a, t in sorted(agents.items())
+        },
     }

@@ -24,7 +24,14 @@ MAX_EVENT_BYTES = 256 * 1024
 MAX_DEPTH = 64
 ALARM_WINDOW = timedelta(minutes=30)
 # Dimensions that name the service behind an alarm's metric, most specific first.
-SERVICE_DIMENSIONS = ("ServiceName", "Service", "service", "FunctionName", "TableName", "LoadBalancer")
+SERVICE_DIMENSIONS = (
+    "ServiceName",
+    "Service",
+    "service",
+    "FunctionName",
+    "TableName",
+    "LoadBalancer",
+)
 
 INCIDENT_CREATED = ("opx.incident", "IncidentCreated")
 ALARM_STATE_CHANGE = ("aws.cloudwatch", "CloudWatch Alarm State Change")
@@ -68,7 +75,9 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> Accepted | AlarmNotFiri
 def _decode(raw: bytes | str) -> Any:
     data = raw.encode("utf-8") if isinstance(raw, str) else raw
     if len(data) > MAX_EVENT_BYTES:
-        raise InputRejected(f"the event is {len(data)} bytes; at most {MAX_EVENT_BYTES} are accepted")
+        raise InputRejected(
+            f"the event is {len(data)} bytes; at most {MAX_EVENT_BYTES} are accepted"
+        )
     if not data.strip():
         raise InputRejected("the event is empty")
     try:
@@ -89,7 +98,9 @@ def _check_depth(document: Any) -> None:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InputRejected(f"the event is nested deeper than {MAX_DEPTH} levels")
-        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        children = (
+            node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        )
         stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list))
 
 
@@ -106,8 +117,9 @@ def _unknown_envelope_message(document: Mapping[str, Any]) -> str:
         )
     found = f"source={document.get('source')!r}, detail-type={document.get('detail-type')!r}"
     return (
-        f"unsupported event ({found}); expected source=opx.incident with detail-type=IncidentCreated, "
-        "or source=aws.cloudwatch with detail-type='CloudWatch Alarm State Change'"
+        f"unsupported event ({found}); expected source=opx.incident with "
+        "detail-type=IncidentCreated, or source=aws.cloudwatch with "
+        "detail-type='CloudWatch Alarm State Change'"
     )
 
 

@@ -1,0 +1,272 @@
+"""Trace localisation: where errors originate (the deepest failing span whose children did not
+fail) and which services' own (exclusive) time grew in the window against the baseline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opx.agents.local.anomaly import (
+    Z_THRESHOLD,
+    directional_z,
+    robust_baseline,
+    strength,
+    surge_z,
+)
+
+MIN_BASELINE_SPANS = 5
+MAX_EXAMPLES = 5
+# The window statistic for latency: a quarter of the window's spans must be slow, so that one
+# slow request is not enough.
+WINDOW_QUANTILE = 0.75
+
+
+@dataclass(frozen=True)
+class SpanView:
+    """The fields of a span the localisation needs; ``start_s`` is epoch seconds."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    service: str
+    operation: str
+    start_s: float
+    duration_ms: float
+    error: bool
+    fault: bool
+
+    @property
+    def failed(self) -> bool:
+        return self.error or self.fault
+
+
+def parse_spans(items: Iterable[Mapping[str, Any]]) -> list[SpanView]:
+    """The well-formed spans of a ``get_traces`` payload; malformed ones are skipped."""
+    spans: list[SpanView] = []
+    for item in items:
+        span = _parse_span(item)
+        if span is not None:
+            spans.append(span)
+    return spans
+
+
+def _parse_span(item: Mapping[str, Any]) -> SpanView | None:
+    try:
+        start = datetime.fromisoformat(str(item["start"])).timestamp()
+        duration = float(item["duration_ms"])
+        parent = item.get("parent_id")
+        return SpanView(
+            trace_id=str(item["trace_id"]),
+            span_id=str(item["span_id"]),
+            parent_id=None if parent in (None, "") else str(parent),
+            service=str(item["service"]),
+            operation=str(item.get("operation") or ""),
+            start_s=start,
+            duration_ms=max(duration, 0.0),
+            error=bool(item.get("error")),
+            fault=bool(item.get("fault")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _children(spans: Sequence[SpanView]) -> dict[tuple[str, str], list[SpanView]]:
+    children: dict[tuple[str, str], list[SpanView]] = defaultdict(list)
+    for span in spans:
+        if span.parent_id is not None:
+            children[(span.trace_id, span.parent_id)].append(span)
+    return children
+
+
+@dataclass(frozen=True)
+class ErrorOrigin:
+    """A failing span none of whose children failed: where the error started."""
+
+    trace_id: str
+    span_id: str
+    service: str
+    operation: str
+    fault: bool
+
+
+def error_origins(spans: Sequence[SpanView]) -> list[ErrorOrigin]:
+    """Every failing span whose children all succeeded, in (trace, span) order."""
+    children = _children(spans)
+    origins = [
+        ErrorOrigin(s.trace_id, s.span_id, s.service, s.operation, s.fault)
+        for s in spans
+        if s.failed and not any(c.failed for c in children.get((s.trace_id, s.span_id), ()))
+    ]
+    origins.sort(key=lambda o: (o.trace_id, o.span_id))
+    return origins
+
+
+@dataclass(frozen=True)
+class OriginStat:
+    """How often a service was the origin of errors, against what its baseline predicts."""
+
+    service: str
+    baseline_count: int
+    window_count: int
+    expected: float
+    z: float
+    trace_ids: tuple[str, ...]
+
+    @property
+    def strength(self) -> float:
+        return strength(self.z)
+
+    @property
+    def anomalous(self) -> bool:
+        return self.z >= Z_THRESHOLD
+
+    def to_finding(self) -> dict[str, Any]:
+        return {
+            "kind": "error_origin",
+            "service": self.service,
+            "baseline_count": self.baseline_count,
+            "window_count": self.window_count,
+            "expected": round(self.expected, 3),
+            "z": round(self.z, 3),
+            "trace_ids": list(self.trace_ids),
+        }
+
+
+def origin_stats(
+    baseline: Sequence[SpanView],
+    window: Sequence[SpanView],
+    *,
+    baseline_seconds: float,
+    window_seconds: float,
+) -> dict[str, OriginStat]:
+    """Error origins per service in the window. The expected count keeps the baseline's error
+    ratio at the window's traffic (span count), or its rate per second without baseline spans."""
+    base_origins = _count_by_service(o.service for o in error_origins(baseline))
+    base_spans = _count_by_service(s.service for s in baseline)
+    win_spans = _count_by_service(s.service for s in window)
+    found: dict[str, list[str]] = defaultdict(list)
+    for origin in error_origins(window):
+        found[origin.service].append(origin.trace_id)
+    stats: dict[str, OriginStat] = {}
+    for service in sorted(found):
+        traces = found[service]
+        base = base_origins.get(service, 0)
+        if base_spans.get(service):
+            expected = base * win_spans.get(service, 0) / base_spans[service]
+        else:
+            expected = base * window_seconds / baseline_seconds if baseline_seconds > 0 else 0.0
+        unique = tuple(dict.fromkeys(traces))[:MAX_EXAMPLES]
+        stats[service] = OriginStat(
+            service, base, len(traces), expected, surge_z(len(traces), expected), unique
+        )
+    return stats
+
+
+def _count_by_service(services: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for service in services:
+        counts[service] += 1
+    return counts
+
+
+def exclusive_times(spans: Sequence[SpanView]) -> list[tuple[SpanView, float]]:
+    """Each span with its own time in ms: its duration minus the union of its children's
+    intervals clipped to its own (parallel children are not counted twice)."""
+    children = _children(spans)
+    out: list[tuple[SpanView, float]] = []
+    for span in spans:
+        kids = children.get((span.trace_id, span.span_id), [])
+        covered = _covered_ms(span, kids) if kids else 0.0
+        out.append((span, max(span.duration_ms - covered, 0.0)))
+    return out
+
+
+def _covered_ms(parent: SpanView, kids: Sequence[SpanView]) -> float:
+    lo_bound = parent.start_s * 1000.0
+    hi_bound = lo_bound + parent.duration_ms
+    intervals = sorted(
+        (max(k.start_s * 1000.0, lo_bound), min(k.start_s * 1000.0 + k.duration_ms, hi_bound))
+        for k in kids
+    )
+    merged: list[list[float]] = []
+    for lo, hi in intervals:
+        if hi <= lo:
+            continue
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return sum(hi - lo for lo, hi in merged)
+
+
+@dataclass(frozen=True)
+class LatencyStat:
+    """A service's exclusive time in the window against its baseline spans."""
+
+    service: str
+    baseline_spans: int
+    window_spans: int
+    baseline_median_ms: float
+    window_quantile_ms: float
+    z: float
+    trace_ids: tuple[str, ...]
+
+    @property
+    def strength(self) -> float:
+        return strength(self.z)
+
+    @property
+    def anomalous(self) -> bool:
+        return self.z >= Z_THRESHOLD
+
+    def to_finding(self) -> dict[str, Any]:
+        return {
+            "kind": "latency",
+            "service": self.service,
+            "baseline_spans": self.baseline_spans,
+            "window_spans": self.window_spans,
+            "baseline_median_ms": round(self.baseline_median_ms, 3),
+            "window_p75_ms": round(self.window_quantile_ms, 3),
+            "z": round(self.z, 3),
+            "trace_ids": list(self.trace_ids),
+        }
+
+
+def latency_stats(
+    baseline: Sequence[SpanView], window: Sequence[SpanView]
+) -> dict[str, LatencyStat]:
+    """Per service, the robust z of the window's upper-quartile exclusive time against the
+    baseline's exclusive times; services with too few baseline spans are skipped."""
+    base = _by_service(exclusive_times(baseline))
+    stats: dict[str, LatencyStat] = {}
+    for service, items in sorted(_by_service(exclusive_times(window)).items()):
+        base_times = [t for _, t in base.get(service, [])]
+        summary = robust_baseline(base_times) if len(base_times) >= MIN_BASELINE_SPANS else None
+        if summary is None:
+            continue
+        times = sorted(t for _, t in items)
+        typical = times[int(WINDOW_QUANTILE * (len(times) - 1))]
+        slowest = sorted(items, key=lambda it: (-it[1], it[0].trace_id, it[0].span_id))
+        traces = tuple(dict.fromkeys(s.trace_id for s, _ in slowest))[:MAX_EXAMPLES]
+        stats[service] = LatencyStat(
+            service=service,
+            baseline_spans=len(base_times),
+            window_spans=len(times),
+            baseline_median_ms=summary.median,
+            window_quantile_ms=typical,
+            z=directional_z(typical, summary, "up"),
+            trace_ids=traces,
+        )
+    return stats
+
+
+def _by_service(
+    items: Iterable[tuple[SpanView, float]],
+) -> dict[str, list[tuple[SpanView, float]]]:
+    grouped: dict[str, list[tuple[SpanView, float]]] = defaultdict(list)
+    for span, value in items:
+        grouped[span.service].append((span, value))
+    return grouped

@@ -1,0 +1,1 @@
+"""Tests of the agents: the local analysts and their helpers."""

@@ -1,0 +1,197 @@
+"""Robust anomaly scoring: baselines, directions, short windows and missing points."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from opx.agents.local.anomaly import (
+    ABS_FLOOR,
+    MAD_TO_SIGMA,
+    REL_FLOOR,
+    Z_CAP,
+    Z_THRESHOLD,
+    default_direction,
+    directional_z,
+    finite,
+    merge_series,
+    resolve_direction,
+    robust_baseline,
+    score_series,
+    score_window,
+    strength,
+    surge_z,
+)
+
+from .builders_signal import noise
+
+
+def test_baseline_is_median_and_scaled_mad_for_normal_like_data() -> None:
+    values = [10.0, 11.0, 9.0, 10.0, 12.0, 8.0, 10.0]
+    baseline = robust_baseline(values)
+    assert baseline is not None
+    assert baseline.median == 10.0
+    # |deviations| sorted: 0 0 0 1 1 2 2 -> MAD 1; the 98% tail (2 / 2.326) is smaller.
+    assert baseline.scale == pytest.approx(MAD_TO_SIGMA * 1.0)
+    assert baseline.points == 7
+
+
+def test_one_huge_outlier_in_the_baseline_does_not_widen_it() -> None:
+    values = noise(3, 200, 100.0, 5.0)
+    clean = robust_baseline(values)
+    values[17] = 1e9
+    dirty = robust_baseline(values)
+    assert clean is not None and dirty is not None
+    assert dirty.scale == pytest.approx(clean.scale, rel=0.05)
+
+
+def test_flat_baseline_uses_the_relative_floor_and_does_not_explode() -> None:
+    baseline = robust_baseline([100.0] * 50)
+    assert baseline is not None
+    assert baseline.scale == pytest.approx(REL_FLOOR * 100.0)
+    # A 0.2 % wobble on a flat series is not anomalous; a 1 % move away from it is.
+    assert directional_z(100.2, baseline, "up") < Z_THRESHOLD
+    assert directional_z(101.0, baseline, "up") >= Z_THRESHOLD
+    assert directional_z(100.0 + 1e-9, baseline, "up") < 1e-3
+
+
+def test_flat_zero_baseline_is_capped_not_infinite() -> None:
+    baseline = robust_baseline([0.0] * 30)
+    assert baseline is not None
+    assert baseline.scale == ABS_FLOOR
+    assert directional_z(5.0, baseline, "up") == Z_CAP
+
+
+def test_sparse_blips_in_the_baseline_make_single_blips_normal() -> None:
+    # An error count that is mostly zero with occasional ones: a window of ones is routine.
+    values = [1.0 if i % 20 == 0 else 0.0 for i in range(300)]
+    baseline = robust_baseline(values)
+    assert baseline is not None
+    window = score_window(baseline, [1.0, 0.0, 1.0, 1.0], "up")
+    assert window is not None and window.z < Z_THRESHOLD
+    burst = score_window(baseline, [9.0, 12.0, 10.0], "up")
+    assert burst is not None and burst.z >= Z_THRESHOLD
+
+
+def test_spike_is_anomalous_up_and_a_drop_is_not() -> None:
+    baseline = robust_baseline(noise(5, 100, 100.0, 5.0))
+    assert baseline is not None
+    spike = score_window(baseline, [180.0, 190.0, 185.0], "up")
+    drop = score_window(baseline, [20.0, 15.0, 18.0], "up")
+    assert spike is not None and spike.z > 10
+    assert drop is not None and drop.z == 0.0
+
+
+def test_drop_is_anomalous_down_and_both_sees_either_way() -> None:
+    baseline = robust_baseline(noise(6, 100, 99.9, 0.05))
+    assert baseline is not None
+    window = [90.0, 91.0, 92.0]
+    assert (down := score_window(baseline, window, "down")) is not None and down.z >= Z_THRESHOLD
+    assert (up := score_window(baseline, window, "up")) is not None and up.z == 0.0
+    assert (both := score_window(baseline, window, "both")) is not None
+    assert both.z == down.z
+
+
+def test_single_point_noise_does_not_make_a_series_anomalous() -> None:
+    baseline = robust_baseline(noise(8, 100, 100.0, 5.0))
+    assert baseline is not None
+    window = score_window(baseline, [101.0, 500.0, 99.0, 102.0], "up")
+    assert window is not None
+    assert window.z < Z_THRESHOLD
+    assert window.extreme == 500.0 and window.extreme_index == 1
+
+
+def test_short_windows_one_and_two_points() -> None:
+    baseline = robust_baseline(noise(9, 100, 100.0, 5.0))
+    assert baseline is not None
+    one = score_window(baseline, [200.0], "up")
+    two_one_bad = score_window(baseline, [200.0, 100.0], "up")
+    two_bad = score_window(baseline, [200.0, 210.0], "up")
+    assert one is not None and one.z >= Z_THRESHOLD and one.points == 1
+    assert two_one_bad is not None and two_one_bad.z < Z_THRESHOLD
+    assert two_bad is not None and two_bad.z >= Z_THRESHOLD
+
+
+def test_missing_points_are_skipped() -> None:
+    assert finite([1, 2.5, None, math.nan, math.inf, "3", True]) == [1.0, 2.5]
+    assert robust_baseline([1.0, None, math.nan]) is None
+    baseline = robust_baseline([10.0, None, 11.0, math.nan, 9.0, 10.0])
+    assert baseline is not None and baseline.points == 4
+    assert score_window(baseline, [None, math.nan], "up") is None
+    window = score_window(baseline, [None, 40.0, math.nan, 50.0], "up")
+    assert window is not None and window.points == 2 and window.extreme_index == 3
+
+
+def test_default_directions_by_name() -> None:
+    assert default_direction("p99Latency") == "up"
+    assert default_direction("ErrorCount") == "up"
+    assert default_direction("CPUUtilization") == "up"
+    assert default_direction("HTTP_5xx") == "up"
+    assert default_direction("Availability") == "down"
+    assert default_direction("PodSuccessRate") == "down"
+    assert default_direction("HealthyHostCount") == "down"
+    assert default_direction("UnHealthyHostCount") == "up"
+    assert default_direction("Requests") == "both"
+
+
+def test_configured_direction_overrides_the_name_and_bad_values_are_ignored() -> None:
+    assert resolve_direction("Requests", {"Requests": "down"}) == "down"
+    assert resolve_direction("Latency", {"Latency": "sideways"}) == "up"
+
+
+def test_strength_is_half_at_the_threshold_and_monotonic() -> None:
+    assert strength(0.0) == 0.0
+    assert strength(Z_THRESHOLD) == pytest.approx(0.5)
+    assert strength(2 * Z_THRESHOLD) == pytest.approx(0.8)
+    assert strength(3.0) < strength(5.0) < strength(20.0) < 1.0
+
+
+def test_surge_z_needs_a_doubling_for_large_counts() -> None:
+    assert surge_z(3, 5.0) == 0.0
+    assert surge_z(5, 0.0) >= Z_THRESHOLD
+    assert surge_z(2, 0.0) < Z_THRESHOLD
+    assert surge_z(1500, 1000.0) < Z_THRESHOLD
+    assert surge_z(2500, 1000.0) > Z_THRESHOLD
+
+
+def _item(sid: str, values: Sequence[float | None], metric: str = "Latency") -> dict[str, Any]:
+    service = sid.split("|", maxsplit=1)[0]
+    stamps = [f"2026-03-01T00:{i:02d}:00Z" for i in range(len(values))]
+    return {"id": sid, "service": service, "metric": metric, "stat": "Average",
+            "unit": "ms", "timestamps": stamps, "values": values}
+
+
+def test_merge_series_joins_pieces_split_across_pages() -> None:
+    first = _item("a|Latency|Average", [1.0, 2.0])
+    second = _item("a|Latency|Average", [3.0])
+    merged = merge_series([first, second])
+    assert merged["a|Latency|Average"]["values"] == [1.0, 2.0, 3.0]
+    assert len(merged["a|Latency|Average"]["timestamps"]) == 3
+
+
+def test_score_series_ranks_by_z_and_skips_series_without_baseline() -> None:
+    base = [
+        _item("a|Latency|Average", noise(1, 50, 100.0, 5.0)),
+        _item("b|Latency|Average", noise(2, 50, 100.0, 5.0)),
+        _item("c|Availability|Average", noise(3, 50, 100.0, 0.1), metric="Availability"),
+    ]
+    window = [
+        _item("a|Latency|Average", [101.0, 99.0, 100.0]),
+        _item("b|Latency|Average", [300.0, 310.0, 305.0]),
+        _item("c|Availability|Average", [80.0, 85.0, 82.0], metric="Availability"),
+        _item("d|Latency|Average", [500.0, 500.0]),
+    ]
+    scores = score_series(base, window, {})
+    zs = [s.z for s in scores]
+    assert zs == sorted(zs, reverse=True)
+    assert scores[-1].series_id == "a|Latency|Average"
+    assert {s.series_id for s in scores} == {
+        "a|Latency|Average", "b|Latency|Average", "c|Availability|Average"
+    }
+    by_id = {s.series_id: s for s in scores}
+    assert by_id["c|Availability|Average"].direction == "down"
+    assert by_id["a|Latency|Average"].anomalous is False
+    assert by_id["b|Latency|Average"].extreme_at == "2026-03-01T00:01:00Z"

@@ -1,0 +1,316 @@
+"""The signal-intelligence analyst on small synthetic systems served by InMemoryTools."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from opx.agents.base import Analyst
+from opx.agents.local.risk import RiskAnalyst
+from opx.agents.local.signal import SignalAnalyst, metric_family
+from opx.domain.errors import ErrorCode, OpxError
+from opx.domain.hypothesis import Hypothesis, HypothesisStatus, RecommendationType
+from opx.domain.tool_result import ToolResult, ToolStatus
+from opx.tools.memory import Source
+from opx.tools.records import LogLevel
+
+from .builders_signal import System, chain_system, context, noise
+
+
+def analyze(system: System, service: str = "front", **kwargs: Any) -> Hypothesis:
+    return SignalAnalyst().analyze(context(system.tools(**kwargs), service))
+
+
+def test_the_deepest_faulty_node_of_a_chain_is_the_root_cause() -> None:
+    hypothesis = analyze(chain_system())
+    assert hypothesis.status is HypothesisStatus.SUCCESS
+    assert hypothesis.root_cause is not None
+    assert hypothesis.root_cause.service == "store"
+    assert hypothesis.root_cause.category == "LATENCY"
+    assert hypothesis.root_cause.component is None
+    assert hypothesis.confidence >= 0.6
+    assert [a.service for a in hypothesis.alternatives] == ["front", "orders", "inventory",
+                                                            "pricing"]
+    assert all(a.confidence < hypothesis.confidence for a in hypothesis.alternatives)
+    metric_evidence = [e for e in hypothesis.evidence if e.tool == "get_metrics"]
+    assert {r for e in metric_evidence for r in e.record_ids} == {
+        "store|Latency|Average", "store|Errors|Sum"
+    }
+    ranking = hypothesis.findings["ranking"]
+    assert ranking[0]["service"] == "store" and ranking[0]["explained_by"] is None
+    assert all(r["explained_by"] is not None for r in ranking[1:])
+    assert "store -> inventory -> pricing -> orders -> front" in hypothesis.description
+    assert all(r.type is RecommendationType.INVESTIGATION for r in hypothesis.recommendations)
+    assert hypothesis.confidence_basis == ["data"]
+
+
+def test_a_healthy_system_names_no_root_cause() -> None:
+    healthy = chain_system(propagated=(0.0, 0.0, 0.0, 0.0), root_shift=0.0)
+    healthy.series = [s for s in healthy.series if s.metric != "Errors"]
+    healthy.metric("store", "Errors", level=2.0, spread=1.0, stat="Sum")
+    hypothesis = analyze(healthy)
+    assert hypothesis.status is HypothesisStatus.SUCCESS
+    assert hypothesis.root_cause is None
+    assert hypothesis.confidence == 0.0
+    assert hypothesis.alternatives == []
+    assert "No significant anomaly" in hypothesis.description
+    assert hypothesis.findings["anomalies"] == []
+    assert hypothesis.findings["series_scored"] == 11
+
+
+def test_a_fault_off_the_incident_path_is_not_the_root_cause() -> None:
+    system = System(edges=[("front", "orders"), ("orders", "pricing"), ("batch", "reports")])
+    system.metric("front", "Latency", shift=60.0)
+    system.metric("orders", "Latency", shift=80.0)
+    system.metric("pricing", "Latency", shift=100.0)
+    system.metric("batch", "Latency", shift=500.0)
+    system.metric("reports", "Latency", shift=900.0)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None
+    assert hypothesis.root_cause.service == "pricing"
+    ranked = {r["service"] for r in hypothesis.findings["ranking"]}
+    assert ranked == {"front", "orders", "pricing"}
+    assert "reports" not in {a.service for a in hypothesis.alternatives}
+
+
+def test_only_an_unrelated_fault_means_no_root_cause_for_this_incident() -> None:
+    system = System(edges=[("front", "orders"), ("batch", "reports")])
+    system.healthy_metrics("front")
+    system.healthy_metrics("orders")
+    system.metric("reports", "Latency", shift=900.0)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is None
+    assert hypothesis.confidence == 0.0
+
+
+def test_noisy_data_with_single_spikes_still_finds_the_fault() -> None:
+    system = System(edges=[("front", "orders"), ("orders", "pricing"), ("orders", "stock")])
+    spike_window = noise(99, 6, 100.0, 5.0)
+    spike_window[2] = 900.0  # one noisy point in the caller
+    system.metric("front", "Latency", shift=40.0, spread=8.0)
+    system.metric("orders", "Latency", window_values=spike_window)
+    system.metric("stock", "Latency", level=50.0, spread=10.0)
+    system.metric("pricing", "Latency", shift=150.0, spread=10.0)
+    system.metric("pricing", "CPUUtilization", level=30.0, spread=3.0, shift=45.0)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None
+    assert hypothesis.root_cause.service == "pricing"
+    anomalous_ids = {a["series_id"] for a in hypothesis.findings["anomalies"]}
+    assert "orders|Latency|Average" not in anomalous_ids
+
+
+def _leaf_system(shift: float, extra_evidence: bool) -> System:
+    system = System(edges=[("front", "api"), ("api", "db")])
+    system.healthy_metrics("front")
+    system.healthy_metrics("api")
+    system.metric("db", "Latency", shift=shift)
+    system.metric("db", "Requests", level=500.0, spread=20.0, stat="Sum")
+    if extra_evidence:
+        system.metric("db", "Errors", level=1.0, spread=0.5, stat="Sum", shift=30.0)
+        system.chatter("db")
+        for i in range(8):
+            system.log("db", 3 + i, f"deadlock detected on table orders row {i}", LogLevel.ERROR)
+    return system
+
+
+def test_confidence_is_low_for_weak_evidence_and_high_for_strong_evidence() -> None:
+    weak = analyze(_leaf_system(shift=25.0, extra_evidence=False))
+    strong = analyze(_leaf_system(shift=300.0, extra_evidence=True))
+    assert weak.root_cause is not None and weak.root_cause.service == "db"
+    assert strong.root_cause is not None and strong.root_cause.service == "db"
+    assert weak.confidence < 0.4
+    assert strong.confidence > 0.75
+    assert any(e.tool == "search_logs" for e in strong.evidence)
+
+
+def test_comparable_candidates_lower_the_confidence() -> None:
+    system = System(edges=[("front", "left"), ("front", "right")])
+    system.healthy_metrics("front")
+    system.metric("left", "Latency", shift=200.0)
+    system.metric("left", "Errors", level=1.0, spread=0.5, stat="Sum", shift=20.0)
+    system.metric("right", "Latency", shift=200.0)
+    system.metric("right", "Errors", level=1.0, spread=0.5, stat="Sum", shift=20.0)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None
+    assert hypothesis.confidence < 0.45
+    assert {hypothesis.root_cause.service, hypothesis.alternatives[0].service} == {
+        "left", "right"
+    }
+    assert hypothesis.contradicting_evidence
+
+
+def test_logs_and_traces_alone_localise_an_error_origin() -> None:
+    system = System(edges=[("front", "api"), ("api", "db")])
+    for service in ("front", "api", "db"):
+        system.healthy_metrics(service)
+        system.chatter(service)
+    for i in range(60):
+        system.call(f"b{i}", -300 + i * 4, ["front", "api", "db"], [50.0, 30.0, 10.0])
+    for i in range(12):
+        system.call(f"w{i}", 1 + i * 2, ["front", "api", "db"], [50.0, 30.0, 10.0],
+                    failing_from=0)
+        system.log("db", 1 + i * 2, f"connection pool exhausted after {i} ms", LogLevel.ERROR)
+        system.log("front", 1 + i * 2, "upstream returned 500", LogLevel.ERROR)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None
+    assert hypothesis.root_cause.service == "db"
+    assert hypothesis.root_cause.category == "ERRORS"
+    tools = {e.tool for e in hypothesis.evidence}
+    assert {"search_logs", "get_traces"} <= tools
+    trace_ids = {r for e in hypothesis.evidence if e.tool == "get_traces" for r in e.record_ids}
+    assert trace_ids and trace_ids <= {f"w{i}" for i in range(12)}
+    assert hypothesis.findings["trace_findings"][0]["service"] == "db"
+    templates = hypothesis.findings["log_templates"]
+    assert {t["service"] for t in templates} == {"db", "front"}
+
+
+def test_configured_directions_decide_what_is_bad() -> None:
+    system = System(edges=[("front", "api")])
+    system.healthy_metrics("front")
+    system.metric("api", "Throughput", level=500.0, spread=10.0, shift=-300.0)
+    assert analyze(system).root_cause is not None  # unknown name: both ways are bad
+    calm = analyze(system, directions={"Throughput": "up"})
+    assert calm.root_cause is None
+
+
+def test_a_failed_source_gives_a_partial_answer_with_less_confidence() -> None:
+    full = analyze(chain_system())
+    partial = analyze(chain_system(), unavailable={Source.TRACES: "x-ray is down"})
+    assert partial.status is HypothesisStatus.PARTIAL
+    assert partial.root_cause is not None and partial.root_cause.service == "store"
+    assert partial.confidence < full.confidence
+    assert any("x-ray is down" in note for note in partial.findings["data_gaps"])
+    assert any(e.tool == "data_gaps" for e in partial.contradicting_evidence)
+
+
+def test_all_telemetry_unavailable_raises_data_source_unavailable() -> None:
+    down = dict.fromkeys((Source.METRICS, Source.LOGS, Source.TRACES), "down")
+    with pytest.raises(OpxError) as caught:
+        analyze(chain_system(), unavailable=down)
+    assert caught.value.code is ErrorCode.DATA_SOURCE_UNAVAILABLE
+
+
+def test_no_data_at_all_raises_insufficient_data() -> None:
+    with pytest.raises(OpxError) as caught:
+        analyze(System(edges=[("front", "api")]))
+    assert caught.value.code is ErrorCode.INSUFFICIENT_DATA
+
+
+def test_without_a_graph_every_service_is_a_candidate() -> None:
+    system = System(edges=[("front", "api")])
+    system.healthy_metrics("front")
+    system.metric("api", "Latency", shift=300.0)
+    system.metric("elsewhere", "Latency", shift=30.0)
+    hypothesis = analyze(system, with_graph=False)
+    assert hypothesis.status is HypothesisStatus.SUCCESS
+    assert hypothesis.findings["scope"]["graph"] is False
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "api"
+    assert "elsewhere" in {r["service"] for r in hypothesis.findings["ranking"]}
+
+
+def test_the_analysis_is_deterministic() -> None:
+    first = analyze(chain_system()).model_dump(mode="json")
+    second = analyze(chain_system()).model_dump(mode="json")
+    assert first == second
+
+
+def test_metric_families() -> None:
+    assert metric_family("p99Latency") == "LATENCY"
+    assert metric_family("5xxErrors") == "ERRORS"
+    assert metric_family("Availability") == "AVAILABILITY"
+    assert metric_family("CPUUtilization") == "SATURATION"
+    assert metric_family("Requests") == "TRAFFIC"
+    assert metric_family("Mystery") == "UNKNOWN"
+
+
+class _BulkTools:
+    """Whole answers in one page, so the timing below measures the analysis, not paging."""
+
+    source_name = "bulk"
+    metric_directions: dict[str, str] = {}  # noqa: RUF012 - read-only here
+
+    def __init__(self, system: System) -> None:
+        self._system = system
+        self._graph = system.tools().get_service_graph().data
+
+    def get_service_graph(self, next_token: str | None = None) -> ToolResult:
+        return ToolResult(status=ToolStatus.SUCCESS, data=self._graph, source="bulk")
+
+    def get_metrics(self, start: datetime, end: datetime, service: str | None = None,
+                    metric: str | None = None, stat: str | None = None,
+                    next_token: str | None = None) -> ToolResult:
+        series = []
+        for s in self._system.series:
+            if service is not None and s.service != service:
+                continue
+            points = [(t, v) for t, v in zip(s.timestamps, s.values, strict=True)
+                      if start <= t < end]
+            series.append({**s.header(), "timestamps": [t.isoformat() for t, _ in points],
+                           "values": [v for _, v in points]})
+        return ToolResult(status=ToolStatus.SUCCESS, data={"series": series}, source="bulk")
+
+    def get_traffic(self, service: str, start: datetime, end: datetime,
+                    next_token: str | None = None) -> ToolResult:
+        return self.get_metrics(start, end, service)
+
+    def search_logs(self, start: datetime, end: datetime, service: str | None = None,
+                    pattern: str | None = None, next_token: str | None = None) -> ToolResult:
+        return ToolResult(status=ToolStatus.SUCCESS, data={"events": []}, source="bulk")
+
+    def get_traces(self, start: datetime, end: datetime, service: str | None = None,
+                   errors_only: bool = False, next_token: str | None = None) -> ToolResult:
+        return ToolResult(status=ToolStatus.SUCCESS, data={"spans": []}, source="bulk")
+
+
+def test_forty_services_of_twenty_series_of_seven_hundred_points_take_well_under_a_second(
+) -> None:
+    names = [f"svc{i:02d}" for i in range(40)]
+    system = System(edges=[(names[i], names[j]) for i in range(40) for j in (2 * i + 1, 2 * i + 2)
+                           if j < 40])
+    for name in names:
+        for k in range(20):
+            shift = 200.0 if name == "svc37" and k < 3 else 0.0
+            system.metric(name, f"Latency{k}", shift=shift, baseline_points=670,
+                          window_points=30)
+    tools: Any = _BulkTools(system)
+    analysts: tuple[Analyst, ...] = (SignalAnalyst(), RiskAnalyst())
+    for analyst in analysts:
+        began = time.perf_counter()
+        hypothesis = analyst.analyze(context(tools, "svc00"))
+        elapsed = time.perf_counter() - began
+        assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "svc37"
+        # Generous bound for slow CI machines; it runs in about 0.2 s.
+        assert elapsed < 2.0
+
+
+def test_a_traffic_drop_downstream_is_a_consequence_not_the_origin() -> None:
+    system = System(edges=[("front", "api"), ("api", "db")])
+    system.metric("front", "Latency", shift=100.0)
+    system.metric("api", "Latency", shift=300.0)
+    system.metric("api", "Errors", level=1.0, spread=0.5, stat="Sum", shift=25.0)
+    # api fails before calling db, so db sees far fewer requests: load flows downwards.
+    system.metric("db", "Requests", level=500.0, spread=20.0, stat="Sum", shift=-450.0)
+    system.metric("db", "Latency", level=10.0, spread=1.0)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None
+    assert hypothesis.root_cause.service == "api"
+    ranking = {r["service"]: r for r in hypothesis.findings["ranking"]}
+    assert ranking["db"]["explained_by"] == "api"
+    assert ranking["db"]["category"] == "TRAFFIC"
+    assert ranking["api"]["top_series"] in {"api|Latency|Average", "api|Errors|Sum"}
+
+
+def test_a_baseline_shorter_than_the_lookback_does_not_fake_a_log_surge() -> None:
+    # Logs start only an hour before the window (the lookback is 24 h); the error rate is
+    # the same before and during the window, so nothing is anomalous.
+    system = System(edges=[("front", "api")])
+    system.healthy_metrics("front")
+    system.healthy_metrics("api")
+    for minute in range(-60, 30, 2):
+        system.log("api", minute, f"cache miss for key {minute}, retry failed", LogLevel.ERROR)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is None
+    assert hypothesis.findings["log_templates"] == []

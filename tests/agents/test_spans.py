@@ -1,0 +1,126 @@
+"""Trace localisation: error origins and exclusive-time latency per service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from opx.agents.local.spans import (
+    error_origins,
+    exclusive_times,
+    latency_stats,
+    origin_stats,
+    parse_spans,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _span(trace: str, span: str, parent: str | None, service: str, start_ms: float,
+          duration: float, *, fault: bool = False, error: bool = False) -> dict[str, Any]:
+    start = T0 + timedelta(milliseconds=start_ms)
+    return {"trace_id": trace, "span_id": span, "parent_id": parent, "service": service,
+            "operation": "op", "start": start.isoformat().replace("+00:00", "Z"),
+            "duration_ms": duration, "error": error, "fault": fault}
+
+
+def _chain_trace(trace: str, failing: set[str], offset_ms: float = 0.0) -> list[dict[str, Any]]:
+    """front -> api -> db, with the named services failing."""
+    return [
+        _span(trace, f"{trace}-1", None, "front", offset_ms, 100, fault="front" in failing),
+        _span(trace, f"{trace}-2", f"{trace}-1", "api", offset_ms + 5, 80,
+              fault="api" in failing),
+        _span(trace, f"{trace}-3", f"{trace}-2", "db", offset_ms + 10, 50,
+              fault="db" in failing),
+    ]
+
+
+def test_parse_skips_malformed_spans() -> None:
+    good = _span("t", "s", None, "a", 0, 10)
+    spans = parse_spans([good, {"trace_id": "t"}, {**good, "start": "yesterday"},
+                         {**good, "duration_ms": "slow"}])
+    assert len(spans) == 1 and spans[0].service == "a" and spans[0].parent_id is None
+
+
+def test_the_origin_is_the_deepest_failing_span() -> None:
+    spans = parse_spans(_chain_trace("t1", {"front", "api", "db"}))
+    origins = error_origins(spans)
+    assert [(o.service, o.span_id) for o in origins] == [("db", "t1-3")]
+
+
+def test_a_failing_caller_over_healthy_callees_is_its_own_origin() -> None:
+    spans = parse_spans(_chain_trace("t1", {"front", "api"}))
+    assert [o.service for o in error_origins(spans)] == ["api"]
+
+
+def test_two_failing_branches_give_two_origins() -> None:
+    spans = parse_spans([
+        _span("t", "r", None, "front", 0, 100, fault=True),
+        _span("t", "x", "r", "left", 1, 10, fault=True),
+        _span("t", "y", "r", "right", 20, 10, error=True),
+    ])
+    assert [o.service for o in error_origins(spans)] == ["left", "right"]
+
+
+def test_origin_stats_compare_with_the_baseline_error_ratio() -> None:
+    baseline = parse_spans(
+        [s for i in range(40) for s in _chain_trace(f"b{i}", set(), i * 1000)]
+        + _chain_trace("b-err", {"api"}, 99_000)
+    )
+    failing = {"front", "api", "db"}
+    window = parse_spans(
+        [s for i in range(10) for s in _chain_trace(f"w{i}", failing, i * 1000)]
+    )
+    stats = origin_stats(baseline, window, baseline_seconds=3600, window_seconds=600)
+    assert set(stats) == {"db"}
+    db = stats["db"]
+    assert db.window_count == 10 and db.baseline_count == 0 and db.anomalous
+    assert db.trace_ids == ("w0", "w1", "w2", "w3", "w4")
+
+
+def test_an_error_ratio_like_the_baseline_is_not_anomalous() -> None:
+    baseline = parse_spans(
+        [s for i in range(20) for s in _chain_trace(f"b{i}", {"db"} if i % 2 else set(), i)]
+    )
+    window = parse_spans(
+        [s for i in range(10) for s in _chain_trace(f"w{i}", {"db"} if i % 2 else set(), i)]
+    )
+    stats = origin_stats(baseline, window, baseline_seconds=600, window_seconds=600)
+    assert stats["db"].expected == pytest.approx(5.0)
+    assert not stats["db"].anomalous
+
+
+def test_exclusive_time_subtracts_the_union_of_children() -> None:
+    spans = parse_spans([
+        _span("t", "p", None, "front", 0, 100),
+        _span("t", "a", "p", "x", 10, 30),   # 10..40
+        _span("t", "b", "p", "y", 20, 30),   # 20..50 overlaps a
+        _span("t", "c", "p", "z", 90, 50),   # 90..140 clipped to 90..100
+    ])
+    own = {span.span_id: value for span, value in exclusive_times(spans)}
+    assert own["p"] == pytest.approx(100 - 40 - 10)
+    assert own["a"] == pytest.approx(30)
+
+
+def test_latency_stats_flag_the_service_whose_own_time_grew() -> None:
+    baseline = parse_spans([s for i in range(30) for s in _chain_trace(f"b{i}", set(), i * 1000)])
+    slow = []
+    for i in range(8):
+        trace = _chain_trace(f"w{i}", set(), i * 1000)
+        trace[2]["duration_ms"] = 450  # db got slow
+        trace[1]["duration_ms"] = 480  # api and front wait for it
+        trace[0]["duration_ms"] = 500
+        slow.extend(trace)
+    stats = latency_stats(baseline, parse_spans(slow))
+    assert stats["db"].anomalous
+    assert stats["db"].window_quantile_ms == pytest.approx(450)
+    # Callers waited, but their own time did not grow.
+    assert not stats["api"].anomalous and not stats["front"].anomalous
+
+
+def test_latency_needs_enough_baseline_spans() -> None:
+    baseline = parse_spans(_chain_trace("b", set()))
+    window = parse_spans(_chain_trace("w", set()))
+    assert latency_stats(baseline, window) == {}
