@@ -4,7 +4,8 @@ Vocabulary. The *roster* is every expected agent plus every agent present in the
 agent *produced* when its status is SUCCESS or PARTIAL; a producer with a root cause is
 *opinionated*. Agents that failed, timed out, were blocked or skipped, and expected agents that
 are missing, only lower data completeness: they never add support, agreement or confidence.
-An agent without a configured weight counts with ``DEFAULT_WEIGHT``.
+An agent without a configured weight counts with ``DEFAULT_WEIGHT``. ``failed_agents`` lists
+every roster agent that did not produce. Floats are rounded to ``DECIMALS`` places.
 
 Candidates. Each opinionated agent supports its primary service with its confidence and each
 alternative's service with ``ALTERNATIVE_DISCOUNT`` x that alternative's confidence, at most once
