@@ -43,7 +43,6 @@ class Settings:
     baseline_lookback_hours: float = 24.0
     incidents_per_day: float = 10.0
     budget_warn_ratio: float = 0.8
-    kill_switch: str = ""
 
     def deadline_for(self, agent_id: str) -> float:
         return self.agent_deadlines_s.get(agent_id, ROSTER[agent_id].deadline_s)
@@ -118,5 +117,4 @@ def load_settings(env: Mapping[str, str] | None = None, data_dir: Path | None = 
         baseline_lookback_hours=_float(env, "OPX_BASELINE_LOOKBACK_HOURS", 24.0, low=0.1),
         incidents_per_day=_float(env, "OPX_INCIDENTS_PER_DAY", 10.0),
         budget_warn_ratio=_float(env, "OPX_BUDGET_WARN_RATIO", 0.8, high=1.0),
-        kill_switch=env.get("OPX_KILL_SWITCH", ""),
     )
