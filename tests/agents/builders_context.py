@@ -1,8 +1,11 @@
-"""Shared builders for the analyst tests: an incident, in-memory tools, a small call graph and
-hand-built hypotheses, all around one fixed window."""
+"""Shared builders for the analyst tests: an incident, in-memory tools, a small call graph,
+one-minute metric series and logs with chosen shifts, and hand-built hypotheses, all around one
+fixed window."""
 
 from __future__ import annotations
 
+import random
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +31,9 @@ from opx.tools.records import (
     IncidentRootCause,
     KnowledgeDoc,
     KnowledgeSection,
+    LogEvent,
+    LogLevel,
+    MetricSeries,
     PastIncident,
     Resolution,
     ServiceGraph,
@@ -87,6 +93,8 @@ def tools(
     documents: Iterable[KnowledgeDoc] = (),
     edges: Iterable[tuple[str, str]] | None = EDGES,
     unavailable: Mapping[Source, str] | None = None,
+    series: Iterable[MetricSeries] = (),
+    logs: Iterable[LogEvent] = (),
 ) -> InMemoryTools:
     return InMemoryTools(
         "test",
@@ -95,7 +103,67 @@ def tools(
         incidents=incidents,
         documents=documents,
         unavailable=unavailable,
+        series=series,
+        logs=logs,
     )
+
+
+# A shift: (from minute, until minute or None for "to the end", added amount).
+Shift = tuple[float, float | None, float]
+
+
+def metric(
+    service: str,
+    name: str,
+    *,
+    level: float = 100.0,
+    spread: float = 5.0,
+    shifts: Sequence[Shift] = (),
+    stat: str = "Average",
+    first: int = -180,
+) -> MetricSeries:
+    """A one-minute series from ``first`` minutes before the window start to the window end:
+    seeded noise around ``level`` plus the given shifts (minutes relative to the window start)."""
+    rng = random.Random(zlib.crc32(f"{service}|{name}|{stat}".encode()))
+    total = int((END - START).total_seconds() // 60)
+    minutes = range(first, total)
+    values = []
+    for minute in minutes:
+        value = level + rng.gauss(0.0, spread)
+        for start, until, amount in shifts:
+            if minute >= start and (until is None or minute < until):
+                value += amount
+        values.append(round(max(value, 0.0), 3))
+    return MetricSeries(service, name, stat, "None", tuple(at(m) for m in minutes),
+                        tuple(values))
+
+
+def healthy(*services: str) -> list[MetricSeries]:
+    """Latency, errors and requests of each service, with nothing happening."""
+    return [s for name in services for s in service_metrics(name)]
+
+
+def service_metrics(
+    service: str,
+    *,
+    latency: Sequence[Shift] = (),
+    errors: Sequence[Shift] = (),
+    requests: Sequence[Shift] = (),
+) -> list[MetricSeries]:
+    """The usual three series of one service, each with optional shifts."""
+    return [
+        metric(service, "latency", level=120.0, spread=6.0, shifts=latency),
+        metric(service, "errors", level=4.0, spread=1.5, shifts=errors, stat="Sum"),
+        metric(service, "requests", level=600.0, spread=20.0, shifts=requests, stat="Sum"),
+    ]
+
+
+def log_lines(
+    service: str, message: str, minutes: Iterable[float], level: LogLevel = LogLevel.ERROR
+) -> list[LogEvent]:
+    """One log event of ``service`` at each of ``minutes`` (relative to the window start)."""
+    return [LogEvent(f"{service}-{level.value}-{i}", at(m), service, level, message)
+            for i, m in enumerate(minutes)]
 
 
 def context(

@@ -1,5 +1,5 @@
-"""HistoricalAnalyst and the similarity helpers: retrieval ranking, aggregation, abstention,
-advice wording and degradation."""
+"""HistoricalAnalyst and the similarity helpers: retrieval ranking, the symptom fingerprint,
+aggregation, abstention, advice wording and degradation."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ from typing import Any
 import pytest
 
 from opx.agents.base import AgentContext
-from opx.agents.local.historical import HistoricalAnalyst, classify_action
+from opx.agents.local.anomaly import SeriesScore, strength
+from opx.agents.local.historical import HistoricalAnalyst, classify_action, fingerprint_services
+from opx.agents.local.historical import PastIncident as Past
 from opx.agents.local.similarity import (
     Relation,
     RelationKind,
+    anomaly_activity,
+    fingerprint_similarities,
+    generic_tokens,
     incident_similarity,
     is_command_like,
+    past_symptom_tokens,
     recency_factor,
     service_relation,
     severity_match,
+    symptom_fingerprint,
+    symptom_tokens,
     tfidf_similarities,
     tokenize,
 )
@@ -24,9 +32,9 @@ from opx.agents.local.topology import Topology
 from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import ConfidenceBasis, HypothesisStatus, RecommendationType, Risk
 from opx.tools.memory import Source
-from opx.tools.records import PastIncident, Resolution
+from opx.tools.records import MetricSeries, PastIncident, Resolution
 
-from .builders_context import EDGES, context, incident, past, tools
+from .builders_context import EDGES, context, healthy, incident, past, service_metrics, tools
 
 DETECTIONS: list[dict[str, Any]] = [
     {"rule_id": "latency-p99-breach", "metric": "p99Latency", "service": "checkout"},
@@ -264,4 +272,160 @@ def test_unavailable_history_raises() -> None:
 def test_deterministic() -> None:
     first = HistoricalAnalyst().analyze(_ctx(_history()))
     second = HistoricalAnalyst().analyze(_ctx(_history()))
+    assert first.model_dump() == second.model_dump()
+
+
+# -- symptom fingerprint -------------------------------------------------------------------------
+
+
+def _score(service: str, metric: str, z: float) -> SeriesScore:
+    return SeriesScore(
+        series_id=f"{service}|{metric}|Average", service=service, metric=metric, stat="Average",
+        direction="up", z=z, strength=strength(z), baseline_median=1.0, baseline_scale=1.0,
+        baseline_points=100, window_points=30, window_extreme=1.0 + z, extreme_at=None,
+    )
+
+
+def _slow_payments_db() -> list[MetricSeries]:
+    """payments-db slows down, and payments and checkout with it; the rest is healthy."""
+    return [
+        *healthy("web", "inventory", "inventory-db", "reporting", "reporting-db"),
+        *service_metrics("payments-db", latency=[(5, None, 400.0)]),
+        *service_metrics("payments", latency=[(6, None, 300.0)]),
+        *service_metrics("checkout", latency=[(7, None, 250.0)]),
+    ]
+
+
+def _by_symptoms() -> PastIncident:
+    # Worded nothing like the current title, but it describes what the metrics show now.
+    return past("H-SYM", service="checkout", title="Slow card payments at the evening peak",
+                symptoms=["payments-db latency above 900 ms", "payments p99 latency high"],
+                root="payments-db", component="connection-pool")
+
+
+def _by_title(root: str = "inventory-db") -> PastIncident:
+    # Worded like the current title, with a cause that is quiet now.
+    return past(f"H-TITLE-{root}", service="checkout", title="Checkout availability below SLO",
+                symptoms=["inventory errors", "inventory-db CPU at 100%"], root=root,
+                category="CAPACITY")
+
+
+def _symptom_ctx(history: list[PastIncident], **kwargs: Any) -> AgentContext:
+    inc = incident(title="Checkout availability below SLO")
+    return context(tools(incidents=history, series=_slow_payments_db(), **kwargs), inc=inc)
+
+
+def test_symptom_tokens_mark_metric_families() -> None:
+    assert "~saturation" in symptom_tokens("ThrottledRequests")
+    assert "~errors" in symptom_tokens("5xx on POST /checkout")
+    assert "~errors" in symptom_tokens("errors")
+    assert "~latency" in symptom_tokens("p99 latency above 2 s")
+    assert not any(t.startswith("~") for t in symptom_tokens("stock levels stale"))
+
+
+def test_generic_tokens_are_the_ones_most_service_names_share() -> None:
+    names = ["cart_AWS::ECS::Fargate", "shop_AWS::ECS::Fargate", "orders_AWS::ECS::Fargate",
+             "pricing_AWS::Lambda::Function", "Orders_AWS::DynamoDB::Table"]
+    generic = generic_tokens(names)
+    assert {"aws", "ecs"} <= generic
+    assert "lambda" not in generic and "order" not in generic
+    assert generic_tokens([]) == frozenset()
+
+
+def test_fingerprint_discounts_a_caller_its_callee_explains() -> None:
+    graph = Topology.from_edges([], [("front", "db"), ("front", "cache")])
+    fingerprint = symptom_fingerprint(
+        [_score("front", "latency", 20.0), _score("db", "latency", 30.0),
+         _score("cache", "latency", 1.0), _score("cache", "requests", 30.0)], graph)
+
+    front, db = fingerprint.root_activity("front"), fingerprint.root_activity("db")
+    assert db == pytest.approx(anomaly_activity(30.0), abs=1e-3)
+    assert front is not None and db is not None
+    assert front < 0.5 < db
+    assert fingerprint.root_activity("cache") == pytest.approx(0.3, abs=0.01)  # load only
+    assert fingerprint.root_activity("elsewhere") is None
+    assert {"front", "db", "~latency"} <= set(fingerprint.tokens)
+    assert [s.service for s in fingerprint.anomalous] == ["front", "db", "cache"]
+
+
+def test_fingerprint_similarity_prefers_the_same_symptoms() -> None:
+    graph = Topology.from_edges([], [("front", "db")])
+    fingerprint = symptom_fingerprint(
+        [_score("db", "ThrottledRequests", 30.0), _score("front", "latency", 10.0)], graph)
+    same, other = fingerprint_similarities(fingerprint, [
+        past_symptom_tokens("front", "db", ["db throttled writes", "front latency high"]),
+        past_symptom_tokens("front", "front", ["memory leak", "task restarts"]),
+    ])
+    assert same > 0.3 > other
+
+
+def test_incident_similarity_counts_a_quiet_root_cause_much_less() -> None:
+    def similarity(activity: float | None) -> float:
+        return incident_similarity(Relation(RelationKind.CALLEE, 1), 0.3, 1.0, 30,
+                                   symptoms=0.5, root_activity=activity)
+
+    assert similarity(1.0) > similarity(None) > similarity(0.0)
+    assert similarity(0.0) <= 0.3 * similarity(1.0)
+    text_led = incident_similarity(Relation(RelationKind.CALLEE, 1), 0.3, 1.0, 30)
+    assert text_led != similarity(1.0)
+
+
+def test_fingerprint_services_are_bounded_and_neighbourhood_first() -> None:
+    graph = Topology.from_edges([], EDGES)
+    candidates = [Past.from_data({"incident_id": "H", "service": "x",
+                                  "root_cause": {"service": root}})
+                  for root in ("reporting-db", "not-in-graph", "checkout")]
+    chosen = fingerprint_services(["checkout", "payments"], candidates, graph, limit=3)
+    assert chosen == ["checkout", "payments", "reporting-db"]
+    assert fingerprint_services(["checkout", "payments"], candidates, graph, limit=1) == [
+        "checkout"]
+
+
+def test_similar_incident_is_found_by_symptoms_despite_different_wording() -> None:
+    history = [_by_symptoms(), _by_title()]
+    with_metrics = HistoricalAnalyst().analyze(_symptom_ctx(history))
+    text_only = HistoricalAnalyst().analyze(context(
+        tools(incidents=history), inc=incident(title="Checkout availability below SLO")))
+
+    # Text alone is fooled by the wording; the measured symptoms are not.
+    assert text_only.root_cause is not None and text_only.root_cause.service == "inventory-db"
+    assert with_metrics.status is HypothesisStatus.SUCCESS
+    assert with_metrics.root_cause is not None
+    assert with_metrics.root_cause.service == "payments-db"
+    assert with_metrics.root_cause.component == "connection-pool"
+    similar = with_metrics.findings["similar_incidents"]
+    assert similar[0]["incident_id"] == "H-SYM"
+    assert similar[0]["symptom_similarity"] > similar[0]["text_similarity"]
+    assert similar[0]["root_cause_activity"] > 0.9
+    assert "payments-db is anomalous now" in with_metrics.description
+    anomalous = {a["series_id"] for a in with_metrics.findings["fingerprint"]["anomalous_series"]}
+    assert "payments-db|latency|Average" in anomalous
+
+
+def test_incident_whose_root_cause_is_quiet_now_ranks_low() -> None:
+    active = past("H-ACTIVE", service="checkout", title="Checkout slow",
+                  symptoms=["checkout latency high", "payments latency high"], root="payments-db")
+    quiet = past("H-QUIET", service="checkout", title="Checkout slow",
+                 symptoms=["checkout latency high", "payments latency high"], root="inventory-db")
+    analyst = HistoricalAnalyst(threshold=0.0)
+    hyp = analyst.analyze(_symptom_ctx([active, quiet]))
+
+    similarity = {m["incident_id"]: m["similarity"] for m in hyp.findings["similar_incidents"]}
+    assert similarity["H-QUIET"] < 0.5 * similarity["H-ACTIVE"]
+    assert hyp.root_cause is not None and hyp.root_cause.service == "payments-db"
+
+
+def test_unreadable_metrics_fall_back_to_text_and_degrade() -> None:
+    hyp = HistoricalAnalyst().analyze(
+        _ctx([_truly_similar()], unavailable={Source.METRICS: "metrics down"}))
+
+    assert hyp.status is HypothesisStatus.PARTIAL
+    assert hyp.root_cause is not None and hyp.root_cause.service == "payments-db"
+    assert hyp.findings["fingerprint"] is None
+    assert any("metrics" in note for note in hyp.findings["degraded"])
+
+
+def test_fingerprint_analysis_is_deterministic() -> None:
+    first = HistoricalAnalyst().analyze(_symptom_ctx([_by_symptoms(), _by_title()]))
+    second = HistoricalAnalyst().analyze(_symptom_ctx([_by_symptoms(), _by_title()]))
     assert first.model_dump() == second.model_dump()

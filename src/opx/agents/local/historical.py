@@ -1,23 +1,36 @@
 """Historical-pattern analyst: finds past incidents similar to this one and proposes the root
-cause and remediation they shared, as a pattern rather than proof."""
+cause and remediation they shared, as a pattern rather than proof.
+
+Candidates come from searching the incident service's neighbourhood and its title. Each is
+compared with what is measurably wrong now: the symptom fingerprint of the neighbourhood's
+metrics (see :mod:`opx.agents.local.similarity` for the similarity and its weights), so a past
+incident worded differently but with the same symptoms is found, and one whose root-cause
+service is quiet now counts much less. Matches are grouped by root-cause service."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from opx.agents.base import AgentContext
+from opx.agents.local.signal import ANOMALOUS, DataGaps, read_metric_scores
 from opx.agents.local.similarity import (
+    Fingerprint,
+    Relation,
     RelationKind,
+    fingerprint_similarities,
+    generic_tokens,
     incident_similarity,
     is_command_like,
+    past_symptom_tokens,
     relation_closeness,
     service_relation,
     severity_match,
     strings_in,
+    symptom_fingerprint,
     tfidf_similarities,
     tokenize,
 )
@@ -96,6 +109,8 @@ class Match:
     incident: PastIncident
     similarity: float
     text: float
+    symptoms: float | None = None
+    root_activity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,27 +173,60 @@ def neighbourhood(graph: Topology, service: str, depth: int, limit: int) -> list
 
 
 def score_matches(
-    incident: Incident, candidates: Sequence[PastIncident], graph: Topology, threshold: float
+    incident: Incident,
+    candidates: Sequence[PastIncident],
+    graph: Topology,
+    threshold: float,
+    fingerprint: Fingerprint | None = None,
 ) -> list[Match]:
-    """Past incidents whose similarity reaches ``threshold``, most similar first."""
+    """Past incidents whose similarity reaches ``threshold``, most similar first; without a
+    fingerprint the similarity is text-led."""
     if not candidates:
         return []
     texts = tfidf_similarities(incident_query_tokens(incident), [c.tokens for c in candidates])
+    symptoms: list[float | None] = [None] * len(candidates)
+    if fingerprint is not None:
+        generic = generic_tokens(graph.nodes)
+        docs = [past_symptom_tokens(c.service, c.root_service, c.symptoms, generic)
+                for c in candidates]
+        symptoms = list(fingerprint_similarities(fingerprint, docs))
     matches = []
-    for past, text in zip(candidates, texts, strict=True):
-        relation = service_relation(graph, incident.service, past.service)
-        if past.root_service and past.root_service != past.service:
-            via_root = service_relation(graph, incident.service, past.root_service)
-            relation = max(relation, via_root, key=relation_closeness)
-        age = None
-        if past.opened_at is not None:
-            age = (incident.window_start - past.opened_at).total_seconds() / 86400.0
+    for past, text, symptom in zip(candidates, texts, symptoms, strict=True):
+        activity = None if fingerprint is None else fingerprint.root_activity(past.root_service)
         similarity = incident_similarity(
-            relation, text, severity_match(incident.severity.value, past.severity), age
+            _closest_relation(graph, incident.service, past), text,
+            severity_match(incident.severity.value, past.severity), _age_days(incident, past),
+            symptoms=symptom, root_activity=activity,
         )
         if similarity >= threshold:
-            matches.append(Match(past, round(similarity, 4), round(text, 4)))
+            matches.append(Match(past, round(similarity, 4), round(text, 4),
+                                 None if symptom is None else round(symptom, 4), activity))
     return sorted(matches, key=lambda m: (-m.similarity, m.incident.incident_id))
+
+
+def _closest_relation(graph: Topology, service: str, past: PastIncident) -> Relation:
+    """The closer of the past incident's service and its root-cause service."""
+    relation = service_relation(graph, service, past.service)
+    if past.root_service and past.root_service != past.service:
+        via_root = service_relation(graph, service, past.root_service)
+        relation = max(relation, via_root, key=relation_closeness)
+    return relation
+
+
+def _age_days(incident: Incident, past: PastIncident) -> float | None:
+    if past.opened_at is None:
+        return None
+    return (incident.window_start - past.opened_at).total_seconds() / 86400.0
+
+
+def fingerprint_services(
+    neighbours: Sequence[str], candidates: Sequence[PastIncident], graph: Topology, limit: int
+) -> list[str]:
+    """The services whose metrics make the fingerprint: the neighbourhood first, then the
+    candidates' root-cause services the graph knows, at most ``limit``."""
+    roots = sorted({c.root_service for c in candidates
+                    if c.root_service and c.root_service in graph} - set(neighbours))
+    return list(dict.fromkeys([*neighbours, *roots]))[:limit]
 
 
 def group_by_cause(
@@ -255,25 +303,30 @@ class HistoricalAnalyst:
         max_services: int = 10,
         search_limit: int = 10,
         resolutions: int = 3,
+        fingerprint_services: int = 12,
+        baseline: timedelta = timedelta(hours=24),
     ) -> None:
         self.threshold = threshold
         self.depth = depth
         self.max_services = max_services
         self.search_limit = search_limit
         self.resolutions = resolutions
+        self.fingerprint_services = fingerprint_services
+        self.baseline = baseline
 
     def analyze(self, ctx: AgentContext) -> Hypothesis:
         notes: list[str] = []
         graph = self._graph(ctx, notes)
         services = neighbourhood(graph, ctx.incident.service, self.depth, self.max_services)
         candidates = self._search(ctx, services, notes)
-        matches = score_matches(ctx.incident, candidates, graph, self.threshold)
+        fingerprint = self._fingerprint(ctx, graph, services, candidates, notes)
+        matches = score_matches(ctx.incident, candidates, graph, self.threshold, fingerprint)
         groups = group_by_cause(matches, ctx.incident, graph)
         if not groups:
-            return self._abstain(ctx, services, len(candidates), matches, notes)
+            return self._abstain(ctx, services, len(candidates), matches, fingerprint, notes)
         resolutions = self._resolutions(ctx, matches, notes)
         return self._build(ctx, services=services, matches=matches, groups=groups,
-                           resolutions=resolutions, notes=notes)
+                           resolutions=resolutions, fingerprint=fingerprint, notes=notes)
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -283,6 +336,27 @@ class HistoricalAnalyst:
             notes.append(f"get_service_graph failed ({_errors(result.errors)}); "
                          "searched the incident service only")
         return Topology.from_payload(result.data)
+
+    def _fingerprint(
+        self,
+        ctx: AgentContext,
+        graph: Topology,
+        services: Sequence[str],
+        candidates: Sequence[PastIncident],
+        notes: list[str],
+    ) -> Fingerprint | None:
+        """What is anomalous now; None when no metric could be read (text-led similarity)."""
+        if not candidates:
+            return None
+        chosen = fingerprint_services(services, candidates, graph, self.fingerprint_services)
+        gaps = DataGaps()
+        incident = ctx.incident
+        scores = read_metric_scores(ctx.tools, chosen, (incident.window_start,
+                                                        incident.window_end), self.baseline, gaps)
+        notes.extend(f"get_metrics: {note}" for note in gaps.notes)
+        if not scores:
+            return None
+        return symptom_fingerprint(scores, graph, generic_tokens(graph.nodes))
 
     def _search(
         self, ctx: AgentContext, services: Sequence[str], notes: list[str]
@@ -340,6 +414,7 @@ class HistoricalAnalyst:
         services: Sequence[str],
         searched: int,
         matches: Sequence[Match],
+        fingerprint: Fingerprint | None,
         notes: list[str],
     ) -> Hypothesis:
         reason = (f"No past incident reached similarity {self.threshold:.2f} "
@@ -352,7 +427,8 @@ class HistoricalAnalyst:
             status=HypothesisStatus.PARTIAL if notes else HypothesisStatus.SUCCESS,
             description=reason + "; no historical pattern to report.",
             findings={"similar_incidents": [_match_finding(m, {}) for m in matches],
-                      "patterns": [], "services_searched": list(services), "degraded": notes},
+                      "patterns": [], "services_searched": list(services),
+                      "fingerprint": _fingerprint_finding(fingerprint), "degraded": notes},
         )
 
     def _build(
@@ -363,6 +439,7 @@ class HistoricalAnalyst:
         matches: Sequence[Match],
         groups: Sequence[CauseGroup],
         resolutions: Mapping[str, Mapping[str, Any]],
+        fingerprint: Fingerprint | None,
         notes: list[str],
     ) -> Hypothesis:
         best = groups[0]
@@ -375,6 +452,10 @@ class HistoricalAnalyst:
             f"cause in {best.service} ({best.category}); top similarity "
             f"{best.matches[0].similarity:.2f}. Historical pattern, not proof."
         )
+        activity = None if fingerprint is None else fingerprint.root_activity(best.service)
+        if activity is not None:
+            state = "is anomalous" if activity >= ANOMALOUS else "is not clearly anomalous"
+            description += f" {best.service} {state} now (activity {activity:.2f})."
         if len(groups) > 1:
             description += f" {len(groups) - 1} other root cause(s) also appear in history."
         return Hypothesis(
@@ -394,6 +475,7 @@ class HistoricalAnalyst:
                 "similar_incidents": [_match_finding(m, resolutions) for m in matches],
                 "patterns": [_pattern_finding(g, groups) for g in groups],
                 "services_searched": list(services),
+                "fingerprint": _fingerprint_finding(fingerprint),
                 "degraded": notes,
             },
         )
@@ -486,6 +568,8 @@ def _match_finding(match: Match, resolutions: Mapping[str, Mapping[str, Any]]) -
         "incident_id": past.incident_id,
         "similarity": match.similarity,
         "text_similarity": match.text,
+        "symptom_similarity": match.symptoms,
+        "root_cause_activity": match.root_activity,
         "service": past.service,
         "title": past.title,
         "root_cause": {"service": past.root_service, "component": past.root_component,
@@ -503,4 +587,14 @@ def _pattern_finding(group: CauseGroup, groups: Sequence[CauseGroup]) -> dict[st
         "incidents": [m.incident.incident_id for m in group.matches],
         "support": group.support,
         "share": round(group.support / total, 4) if total else 0.0,
+    }
+
+
+def _fingerprint_finding(fingerprint: Fingerprint | None) -> dict[str, Any] | None:
+    if fingerprint is None:
+        return None
+    return {
+        "anomalous_series": [{"series_id": s.series_id, "z": round(s.z, 3)}
+                             for s in fingerprint.anomalous[:10]],
+        "service_activity": {k: v for k, v in sorted(fingerprint.activity.items()) if v > 0},
     }

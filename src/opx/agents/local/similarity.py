@@ -1,5 +1,31 @@
-"""Text and feature similarity helpers for the local analysts: tokens, TF-IDF cosine, service
-relations on the call graph, incident similarity, and recognising command-like text."""
+"""Similarity helpers for the local analysts: tokens, TF-IDF cosine, service relations on the
+call graph, the symptom fingerprint of an incident, incident similarity, and recognising
+command-like text.
+
+Similarity of a past incident to the current one (0..1), when the current symptoms could be
+measured::
+
+    recency × root × (0.20 relation + 0.40 symptoms + 0.25 text + 0.15 severity)
+
+- ``relation``: how close the past incident's service (or its root-cause service, whichever is
+  closer) is to the incident service on the call graph (:func:`relation_closeness`);
+- ``symptoms``: overlap of the *symptom fingerprint* (the service and metric names of what is
+  anomalous now around the incident service, weighted by anomaly strength) with the past
+  incident's service, root-cause service and symptom text: a weighted TF-IDF cosine over name
+  tokens plus metric-family markers, so "ThrottledRequests" meets "throttled" and "5xx" meets
+  "errors" (:func:`fingerprint_similarities`);
+- ``text``: TF-IDF cosine of the incident's title and detections with the past title and
+  symptoms;
+- ``severity``: 1 for the same severity, less per level apart;
+- ``root``: ``0.25 + 0.75 × activity`` where activity is how anomalous the past root-cause
+  service is now, less what an anomalous callee explains (:class:`Fingerprint`); 0.6 when that
+  service was not measured. A past cause that is quiet now counts a quarter;
+- ``recency``: a mild decay, a year-old incident keeps 90 %.
+
+A past incident that shares neither text nor symptoms (both below 0.1) is halved: the same
+service alone is not the same failure. Without a fingerprint (metrics unreadable or absent) the
+text-led form ``recency × (0.30 relation + 0.55 text + 0.15 severity)`` is used.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +37,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from opx.agents.local.topology import Topology, ancestors, descendants
+from opx.agents.local.anomaly import Z_THRESHOLD, SeriesScore
+from opx.agents.local.signal import ANOMALOUS, metric_family
+from opx.agents.local.topology import Topology, ancestors, descendants, discount_symptoms
 from opx.tools.text_search import STOP_WORDS as BASE_STOP_WORDS
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -40,6 +68,30 @@ def tokenize(text: str) -> list[str]:
     spaced = _CAMEL.sub(" ", text)
     words = _WORD.findall(spaced.lower())
     return [stem(w) for w in words if w not in STOP_WORDS and len(w) > 1]
+
+
+_RAW_WORD = re.compile(r"[A-Za-z0-9]+")
+# Marks a metric family in a token list; tokenize never produces a token with this prefix.
+FAMILY_MARK = "~"
+
+
+def symptom_tokens(text: str) -> list[str]:
+    """The tokens of ``text`` plus one marker per metric family its words name (errors,
+    latency, saturation, ...), so that differently worded symptoms of one kind meet."""
+    words = _RAW_WORD.findall(_CAMEL.sub(" ", text))
+    families = {metric_family(w) for w in words} - {"UNKNOWN"}
+    return tokenize(text) + [FAMILY_MARK + f.lower() for f in sorted(families)]
+
+
+def generic_tokens(names: Sequence[str], share: float = 0.4) -> frozenset[str]:
+    """Tokens found in more than ``share`` of the service names (resource types, account-wide
+    prefixes): they say nothing about which service is meant."""
+    if not names:
+        return frozenset()
+    counts: Counter[str] = Counter()
+    for name in names:
+        counts.update(set(tokenize(name)))
+    return frozenset(t for t, c in counts.items() if c > share * len(names))
 
 
 def strings_in(value: Any) -> list[str]:
@@ -78,6 +130,16 @@ def tfidf_similarities(query: Sequence[str], docs: Sequence[Sequence[str]]) -> l
     """TF-IDF cosine of ``query`` against each document, idf taken over documents and query."""
     idf = _idf([*docs, query])
     q = _vector(query, idf)
+    return [min(1.0, cosine(q, _vector(doc, idf))) for doc in docs]
+
+
+def weighted_similarities(
+    query: Mapping[str, float], docs: Sequence[Sequence[str]]
+) -> list[float]:
+    """Cosine of a weighted token set against each document, both idf-weighted (idf over the
+    documents and the query's tokens)."""
+    idf = _idf([*docs, sorted(query)])
+    q = {term: weight * idf.get(term, 0.0) for term, weight in query.items() if weight > 0}
     return [min(1.0, cosine(q, _vector(doc, idf))) for doc in docs]
 
 
@@ -122,15 +184,102 @@ def service_relation(
     return Relation(RelationKind.UNRELATED)
 
 
-# Incident similarity: symptoms weigh most, the service relation next, severity least. Recency
-# multiplies the sum mildly (a year-old incident keeps 90 % of its weight), and a past incident
-# that shares no symptom at all is halved: the same service alone is not the same failure.
+# The text-led weights, used when no symptom fingerprint could be measured.
 RELATION_WEIGHT = 0.30
 TEXT_WEIGHT = 0.55
 SEVERITY_WEIGHT = 0.15
+# The weights with a fingerprint: measured symptoms weigh most (see the module docstring).
+FP_RELATION_WEIGHT = 0.20
+FP_SYMPTOM_WEIGHT = 0.40
+FP_TEXT_WEIGHT = 0.25
+FP_SEVERITY_WEIGHT = 0.15
+ROOT_FLOOR = 0.25
+ROOT_UNKNOWN = 0.6
 RECENCY_HALF_LIFE_DAYS = 365.0
 RECENCY_FLOOR = 0.8
 TEXT_GATE = 0.1
+# Request volume follows load from callers: it counts for a third of a fault.
+TRAFFIC_SHARE = 0.3
+# How much of a service's anomaly an equally anomalous callee explains away.
+EXPLAINED_DISCOUNT = 0.6
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What is anomalous now around the incident service.
+
+    ``activity`` holds, for every measured service, how anomalous it is (0..1, see
+    :func:`anomaly_activity`; request volume at a third), less ``EXPLAINED_DISCOUNT`` times
+    what its anomalous callees explain; ``tokens`` the name and metric-family tokens of the
+    anomalous series, weighted by strength."""
+
+    activity: Mapping[str, float]
+    tokens: Mapping[str, float]
+    anomalous: tuple[SeriesScore, ...]
+
+    def root_activity(self, service: str | None) -> float | None:
+        """How anomalous ``service`` is now, or None when it was not measured."""
+        if service is None:
+            return None
+        return self.activity.get(service)
+
+
+def anomaly_activity(z: float) -> float:
+    """A 0..1 reading of a robust z that stays near 0 for ordinary noise (0.14 at z 2.5) and
+    is 0.5 at the anomaly threshold and 0.94 at twice it: steeper than the anomaly strength, so
+    that a quiet service reads as quiet."""
+    if z <= 0:
+        return 0.0
+    return z**4 / (z**4 + Z_THRESHOLD**4)
+
+
+def symptom_fingerprint(
+    scores: Sequence[SeriesScore], graph: Topology, generic: frozenset[str] = frozenset()
+) -> Fingerprint:
+    """The fingerprint of scored series (see :class:`Fingerprint`); ``generic`` tokens such as
+    resource types are left out."""
+    fault: dict[str, float] = {}
+    load: dict[str, float] = {}
+    tokens: dict[str, float] = {}
+    for score in scores:
+        traffic = metric_family(score.metric) == "TRAFFIC"
+        bucket = load if traffic else fault
+        bucket[score.service] = max(bucket.get(score.service, 0.0), anomaly_activity(score.z))
+        if not score.anomalous:
+            continue
+        weight = score.strength * (TRAFFIC_SHARE if traffic else 1.0)
+        for token in [*tokenize(score.service), *symptom_tokens(score.metric)]:
+            if token not in generic:
+                tokens[token] = max(tokens.get(token, 0.0), weight)
+    services = sorted(set(fault) | set(load))
+    strengths = {s: max(fault.get(s, 0.0), TRAFFIC_SHARE * load.get(s, 0.0)) for s in services}
+    faults = {s: fault.get(s, 0.0) for s in services}
+    explained = discount_symptoms(graph, strengths, faults=faults, min_explaining=ANOMALOUS)
+    activity = {s: round(strengths[s] * (1.0 - EXPLAINED_DISCOUNT * explained[s].explanation), 4)
+                for s in services}
+    anomalous = tuple(s for s in scores if s.anomalous)
+    return Fingerprint(activity, tokens, anomalous)
+
+
+def past_symptom_tokens(
+    service: str, root_service: str | None, symptoms: Sequence[str],
+    generic: frozenset[str] = frozenset(),
+) -> list[str]:
+    """What a past incident says about its symptoms: its service, its root-cause service and
+    its symptom text, as tokens comparable with a fingerprint."""
+    tokens = [*tokenize(service), *tokenize(root_service or "")]
+    for symptom in symptoms:
+        tokens.extend(symptom_tokens(symptom))
+    return [t for t in tokens if t not in generic]
+
+
+def fingerprint_similarities(
+    fingerprint: Fingerprint, docs: Sequence[Sequence[str]]
+) -> list[float]:
+    """How well each past incident's symptom tokens match the fingerprint (0..1)."""
+    if not fingerprint.tokens:
+        return [0.0 for _ in docs]
+    return weighted_similarities(fingerprint.tokens, docs)
 
 
 def relation_closeness(relation: Relation) -> float:
@@ -177,15 +326,35 @@ def recency_factor(age_days: float | None) -> float:
     return RECENCY_FLOOR + (1.0 - RECENCY_FLOOR) * decay
 
 
+def root_factor(activity: float | None) -> float:
+    """How much a past incident counts given how anomalous its root cause is now."""
+    if activity is None:
+        return ROOT_UNKNOWN
+    return ROOT_FLOOR + (1.0 - ROOT_FLOOR) * min(1.0, max(0.0, activity))
+
+
 def incident_similarity(
-    relation: Relation, text: float, severity: float, age_days: float | None
+    relation: Relation,
+    text: float,
+    severity: float,
+    age_days: float | None,
+    *,
+    symptoms: float | None = None,
+    root_activity: float | None = None,
 ) -> float:
-    """The weighted similarity (0..1) of a past incident to the current one."""
-    base = (RELATION_WEIGHT * relation_closeness(relation) + TEXT_WEIGHT * text
-            + SEVERITY_WEIGHT * severity)
-    if text < TEXT_GATE:
+    """The similarity (0..1) of a past incident to the current one (see the module docstring);
+    ``symptoms`` None means no fingerprint, and ``root_activity`` is then ignored."""
+    closeness = relation_closeness(relation)
+    if symptoms is None:
+        base = RELATION_WEIGHT * closeness + TEXT_WEIGHT * text + SEVERITY_WEIGHT * severity
+        if text < TEXT_GATE:
+            base *= 0.5
+        return min(1.0, base * recency_factor(age_days))
+    base = (FP_RELATION_WEIGHT * closeness + FP_SYMPTOM_WEIGHT * symptoms
+            + FP_TEXT_WEIGHT * text + FP_SEVERITY_WEIGHT * severity)
+    if max(text, symptoms) < TEXT_GATE:
         base *= 0.5
-    return min(1.0, base * recency_factor(age_days))
+    return min(1.0, base * root_factor(root_activity) * recency_factor(age_days))
 
 
 _COMMAND_PATTERNS = (
