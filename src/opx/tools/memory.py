@@ -8,13 +8,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from opx.domain.errors import ErrorCode
 from opx.domain.tool_result import MAX_TOOL_RESULT_BYTES, ToolResult, ToolStatus
 from opx.tools.paging import (
+    Column,
     Cursor,
     Entry,
+    PageEntry,
+    SplitEntry,
+    SplitItem,
     TokenError,
     fingerprint,
     json_size,
@@ -42,6 +47,9 @@ MAX_INCIDENTS = 50
 MAX_DOCUMENTS = 10
 EXCERPT_CHARS = 400
 DIRECTIONS = frozenset({"up", "down", "both"})
+# Metric queries whose series windows are kept between pages; a reader pages through a few
+# queries at a time (one per service and window), so this comfortably covers interleaving.
+WINDOW_CACHE_QUERIES = 256
 
 T = TypeVar("T")
 
@@ -81,6 +89,28 @@ def traffic_family(metric: str) -> str | None:
         if any(word in flat for word in words):
             return family
     return None
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """Which series a metrics query reads; hashable so that its windows can be cached."""
+
+    service: str | None = None
+    metric: str | None = None
+    stat: str | None = None
+    traffic_only: bool = False
+
+    def admits(self, series: MetricSeries) -> bool:
+        return (
+            (self.service is None or series.service == self.service)
+            and (self.metric is None or series.metric == self.metric)
+            and (self.stat is None or series.stat == self.stat)
+            and (not self.traffic_only or traffic_family(series.metric) is not None)
+        )
+
+
+# A series and the index range ``[start, stop)`` of its points inside a query's time window.
+_Window = tuple[MetricSeries, int, int]
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,12 @@ class InMemoryTools:
         self._index = Bm25Index([_section_text(s) for s in self._sections])
         self._directions = _check_directions(metric_directions or {})
         self._unavailable = {Source(k): v for k, v in (unavailable or {}).items()}
+        # Records never change, so each series is rendered and measured at most once (on first
+        # read), and each query's windows once for all its pages rather than once per page.
+        self._stamp_text: dict[datetime, str] = {}
+        self._grids: dict[tuple[datetime, ...], Column] = {}
+        self._measured: dict[str, SplitItem] = {}
+        self._windows = lru_cache(maxsize=WINDOW_CACHE_QUERIES)(self._find_windows)
 
     @property
     def source_name(self) -> str:
@@ -182,16 +218,9 @@ class InMemoryTools:
     ) -> ToolResult:
         def body() -> ToolResult:
             lo, hi = _window(start, end)
-            chosen = [
-                s
-                for s in self._series
-                if (service is None or s.service == service)
-                and (metric is None or s.metric == metric)
-                and (stat is None or s.stat == stat)
-            ]
-            return self._series_page(
-                chosen, lo, hi, next_token, ("get_metrics", lo, hi, service, metric, stat)
-            )
+            selection = _Selection(service, metric, stat)
+            query = ("get_metrics", lo, hi, service, metric, stat)
+            return self._series_page(selection, lo, hi, next_token, query)
 
         return self._run(Source.METRICS, body)
 
@@ -202,36 +231,66 @@ class InMemoryTools:
             lo, hi = _window(start, end)
             if not service:
                 raise _BadInput("service is required")
-            chosen = [
-                s
-                for s in self._series
-                if s.service == service and traffic_family(s.metric) is not None
-            ]
-            return self._series_page(chosen, lo, hi, next_token, ("get_traffic", lo, hi, service))
+            selection = _Selection(service, traffic_only=True)
+            query = ("get_traffic", lo, hi, service)
+            return self._series_page(selection, lo, hi, next_token, query)
 
         return self._run(Source.METRICS, body)
 
     def _series_page(
         self,
-        chosen: list[MetricSeries],
+        selection: _Selection,
         lo: datetime,
         hi: datetime,
         token: str | None,
         query: tuple[object, ...],
     ) -> ToolResult:
-        spans = [(s, bisect_left(s.timestamps, lo), bisect_left(s.timestamps, hi)) for s in chosen]
-        spans = [(s, a, b) for s, a, b in spans if b > a]
+        windows = self._windows(selection, lo, hi)
 
-        def render(i: int) -> Entry:
-            s, a, b = spans[i]
-            item = {
-                **s.header(),
-                "timestamps": [iso_z(t) for t in s.timestamps[a:b]],
-                "values": list(s.values[a:b]),
+        def render(i: int) -> PageEntry:
+            series, first, stop = windows[i]
+            return SplitEntry("series", self._measure(series), first, stop)
+
+        return self._page(("series",), len(windows), render, token, *query)
+
+    def _find_windows(
+        self, selection: _Selection, lo: datetime, hi: datetime
+    ) -> tuple[_Window, ...]:
+        """The selected series with points in ``[lo, hi)``, and where those points are."""
+        found = []
+        for series in self._series:
+            if selection.admits(series):
+                first = bisect_left(series.timestamps, lo)
+                stop = bisect_left(series.timestamps, hi)
+                if stop > first:
+                    found.append((series, first, stop))
+        return tuple(found)
+
+    def _measure(self, series: MetricSeries) -> SplitItem:
+        """The series as a measured ``get_metrics`` item, built on its first read."""
+        measured = self._measured.get(series.id)
+        if measured is None:
+            columns = {
+                "timestamps": self._stamp_column(series.timestamps),
+                "values": Column.of(list(series.values)),
             }
-            return Entry("series", item, splittable=True)
+            item = SplitItem.from_columns(series.header(), columns)
+            measured = self._measured.setdefault(series.id, item)
+        return measured
 
-        return self._page(("series",), len(spans), render, token, *query)
+    def _stamp_column(self, stamps: tuple[datetime, ...]) -> Column:
+        """Rendered and measured timestamps; series on the same time grid share one column."""
+        column = self._grids.get(stamps)
+        if column is None:
+            column = self._grids.setdefault(stamps, Column.of(self._render_stamps(stamps)))
+        return column
+
+    def _render_stamps(self, stamps: Sequence[datetime]) -> list[str]:
+        # Grids that differ only in extent still share instants: render each instant once.
+        known = self._stamp_text
+        missing = {t for t in stamps if t not in known}
+        known.update((t, iso_z(t)) for t in missing)
+        return [known[t] for t in stamps]
 
     # -- logs and traces -----------------------------------------------------------------------
 
@@ -424,7 +483,7 @@ class InMemoryTools:
         self,
         keys: Sequence[str],
         count: int,
-        render: Callable[[int], Entry],
+        render: Callable[[int], PageEntry],
         token: str | None,
         *query: object,
     ) -> ToolResult:

@@ -6,9 +6,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+from json.encoder import encode_basestring_ascii
+from operator import add
 from typing import Any
 
 from opx.domain.identity import short_digest
@@ -48,6 +54,105 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Column:
+    """One split list with the JSON size of each element, measured once. Items built from
+    immutable records can share a column (series on the same time grid share timestamps)."""
+
+    values: Sequence[Any]
+    sizes: Sequence[int]
+
+    @classmethod
+    def of(cls, values: Sequence[Any]) -> Column:
+        return cls(values, json_sizes(values))
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    """An item that may be cut by points, with its points measured once: any run of points is
+    then sized by arithmetic instead of by serialising it, page after page. Immutable records
+    can build one per item and reuse it for every page and every query."""
+
+    # The item with each split list empty: the other fields, in the item's own key order.
+    shell: JsonDict
+    shell_size: int
+    # The split lists, in SPLIT_KEYS order; pieces are slices, so callers never get these.
+    columns: tuple[Sequence[Any], ...]
+    # sums[i] is the JSON size of points [0, i), every column, separators not counted.
+    sums: Sequence[int]
+
+    @classmethod
+    def of(cls, item: JsonDict) -> SplitItem:
+        """Measure ``item``, which must hold every split list."""
+        return cls.from_columns(item, {k: Column.of(item[k]) for k in SPLIT_KEYS})
+
+    @classmethod
+    def from_columns(cls, item: JsonDict, columns: Mapping[str, Column]) -> SplitItem:
+        """The item made of ``item``'s other fields (in its key order; its split lists, if
+        present, only fix where they go) and the measured ``columns``, all of one length."""
+        ordered = [columns[k] for k in SPLIT_KEYS]
+        if len({len(c.values) for c in ordered}) > 1:
+            raise ValueError(f"split lists {', '.join(SPLIT_KEYS)} differ in length")
+        shell = {k: ([] if k in SPLIT_KEYS else v) for k, v in item.items()}
+        shell.update((k, []) for k in SPLIT_KEYS if k not in shell)
+        per_point = ordered[0].sizes
+        for column in ordered[1:]:
+            per_point = list(map(add, per_point, column.sizes))
+        # array("q") keeps the running sums compact: they live as long as the records do.
+        sums = array("q", list(accumulate(per_point, initial=0)))
+        return cls(shell, json_size(shell), tuple(c.values for c in ordered), sums)
+
+    def __len__(self) -> int:
+        return len(self.sums) - 1
+
+    def size(self, start: int, stop: int) -> int:
+        """JSON size of the item holding points ``[start, stop)``: each split list grows by its
+        elements and a comma between neighbours."""
+        count = stop - start
+        commas = len(SPLIT_KEYS) * (count - 1) if count > 0 else 0
+        return self.shell_size + self.sums[stop] - self.sums[start] + commas
+
+    def piece(self, start: int, stop: int) -> JsonDict:
+        """The item holding points ``[start, stop)``, keys in the item's order."""
+        cut = dict(zip(SPLIT_KEYS, (c[start:stop] for c in self.columns), strict=True))
+        return {k: cut.get(k, v) for k, v in self.shell.items()}
+
+    def fit(self, start: int, stop: int, room: int) -> int:
+        """The most points from ``start`` (at most to ``stop``) whose piece adds at most ``room``
+        bytes to the empty shell; sizes only grow with the count, so a binary search finds it."""
+        base = self.shell_size
+        low, high = 0, stop - start
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.size(start, start + middle) - base <= room:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+
+@dataclass(frozen=True)
+class SplitEntry:
+    """A splittable entry over a measured item: the list it goes in and the points
+    ``[start, stop)`` of the item that belong to this answer."""
+
+    key: str
+    item: SplitItem
+    start: int
+    stop: int
+
+    @classmethod
+    def of(cls, entry: Entry) -> SplitEntry:
+        """A plain splittable entry, measured on the spot (callers with immutable items should
+        build the :class:`SplitItem` once and keep it)."""
+        item = SplitItem.of(entry.item)
+        return cls(entry.key, item, 0, len(item))
+
+
+# What a paged answer's ``render`` returns for each index.
+PageEntry = Entry | SplitEntry
+
+
+@dataclass(frozen=True)
 class Page:
     data: dict[str, list[JsonDict]]
     next: Cursor | None
@@ -84,8 +189,27 @@ def json_size(value: object) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
+def json_sizes(values: Sequence[Any]) -> list[int]:
+    """:func:`json_size` of each element. Lists of only strings or only finite floats (metric
+    points) are measured without serialising, using the same escaping and float text that
+    ``json`` uses; anything else is serialised element by element."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        # Escaped output is pure ASCII, so characters are bytes.
+        return list(map(len, map(encode_basestring_ascii, values)))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        return list(map(len, map(float.__repr__, values)))
+    return [json_size(v) for v in values]
+
+
 def page_budget(source: str, keys: Sequence[str], query: str) -> int:
     """Bytes left for list items once the envelope (with the longest token) is counted."""
+    return _page_budget(source, tuple(keys), query)
+
+
+@lru_cache(maxsize=1024)
+def _page_budget(source: str, keys: tuple[str, ...], query: str) -> int:
+    # Every page of a query has the same envelope; measuring it once saves a model dump a page.
     envelope = ToolResult(
         status=ToolStatus.SUCCESS,
         data={k: [] for k in keys},
@@ -101,7 +225,7 @@ def paged_result(
     source: str,
     keys: Sequence[str],
     count: int,
-    render: Callable[[int], Entry],
+    render: Callable[[int], PageEntry],
     next_token: str | None,
     query: str,
 ) -> ToolResult:
@@ -126,7 +250,12 @@ def paged_result(
 
 
 def pack(
-    *, count: int, render: Callable[[int], Entry], cursor: Cursor, budget: int, keys: Sequence[str]
+    *,
+    count: int,
+    render: Callable[[int], PageEntry],
+    cursor: Cursor,
+    budget: int,
+    keys: Sequence[str],
 ) -> Page:
     """Greedily fill a page of ``budget`` bytes with entries from ``cursor`` on. A splittable
     entry that does not fit is cut by points and continues on the next page."""
@@ -134,21 +263,35 @@ def pack(
     packer = _Packer(budget, {k: [] for k in keys})
     position, full = cursor, False
     while not full and position.item < count:
-        entry = render(position.item)
-        add = packer.add_split if entry.splittable else packer.add_whole
-        position, full = add(entry, position)
+        entry = _measured(render(position.item))
+        if isinstance(entry, SplitEntry):
+            position, full = packer.add_split(entry, position)
+        else:
+            position, full = packer.add_whole(entry, position)
     done = position.item >= count
     return Page(packer.data, None if done else position, packer.truncated)
 
 
-def _check_cursor(count: int, render: Callable[[int], Entry], cursor: Cursor) -> None:
+def _measured(entry: PageEntry) -> PageEntry:
+    """Splittable entries as :class:`SplitEntry`, so that one packing path serves both kinds."""
+    if isinstance(entry, Entry) and entry.splittable:
+        return SplitEntry.of(entry)
+    return entry
+
+
+def _points_in(entry: PageEntry) -> int:
+    """How many cursor parts an entry has: its points if splittable, else one."""
+    if isinstance(entry, SplitEntry):
+        return entry.stop - entry.start
+    return len(entry.item[SPLIT_KEYS[0]]) if entry.splittable else 1
+
+
+def _check_cursor(count: int, render: Callable[[int], PageEntry], cursor: Cursor) -> None:
     if cursor == Cursor():
         return
     if cursor.item >= count:
         raise TokenError("next_token points past the end of the results")
-    entry = render(cursor.item)
-    limit = len(entry.item[SPLIT_KEYS[0]]) if entry.splittable else 1
-    if cursor.part >= limit:
+    if cursor.part >= _points_in(render(cursor.item)):
         raise TokenError("next_token points past the end of an item")
 
 
@@ -170,13 +313,14 @@ class _Packer:
         # A comma separates an item from the one before it in the same list.
         return size + (1 if self.data[key] else 0)
 
-    def _take(self, key: str, item: JsonDict) -> None:
-        self.used += self._cost(key, json_size(item))
+    def _take(self, key: str, item: JsonDict, size: int) -> None:
+        self.used += self._cost(key, size)
         self.data[key].append(item)
 
     def add_whole(self, entry: Entry, at: Cursor) -> tuple[Cursor, bool]:
-        if self.used + self._cost(entry.key, json_size(entry.item)) <= self.budget:
-            self._take(entry.key, entry.item)
+        size = json_size(entry.item)
+        if self.used + self._cost(entry.key, size) <= self.budget:
+            self._take(entry.key, entry.item, size)
             return Cursor(at.item + 1), False
         if not self.empty:
             return at, True
@@ -184,41 +328,25 @@ class _Packer:
         self.truncated = True
         shrunk = shrink_to_fit(entry.item, self.budget)
         if shrunk is not None:
-            self._take(entry.key, shrunk)
+            self._take(entry.key, shrunk, json_size(shrunk))
         return Cursor(at.item + 1), True
 
-    def add_split(self, entry: Entry, at: Cursor) -> tuple[Cursor, bool]:
-        rest = _slice_points(entry.item, at.part, None)
-        if self.used + self._cost(entry.key, json_size(rest)) <= self.budget:
-            self._take(entry.key, rest)
+    def add_split(self, entry: SplitEntry, at: Cursor) -> tuple[Cursor, bool]:
+        item, first, stop = entry.item, entry.start + at.part, entry.stop
+        rest = item.size(first, stop)
+        if self.used + self._cost(entry.key, rest) <= self.budget:
+            self._take(entry.key, item.piece(first, stop), rest)
             return Cursor(at.item + 1), False
-        taken = self._fit_points(entry, at.part)
+        room = self.budget - self.used - self._cost(entry.key, item.shell_size)
+        taken = item.fit(first, stop, room)
         if taken == 0 and not self.empty:
             return at, True
         if taken == 0:
             # Not even one point fits on an empty page: the series header alone is too big.
             self.truncated = True
             return Cursor(at.item + 1), True
-        self._take(entry.key, _slice_points(entry.item, at.part, at.part + taken))
+        self._take(entry.key, item.piece(first, first + taken), item.size(first, first + taken))
         return Cursor(at.item, at.part + taken), True
-
-    def _fit_points(self, entry: Entry, start: int) -> int:
-        header = _slice_points(entry.item, 0, 0)
-        used = self.used + self._cost(entry.key, json_size(header))
-        total = len(entry.item[SPLIT_KEYS[0]])
-        taken = 0
-        for index in range(start, total):
-            point = sum(json_size(entry.item[k][index]) for k in SPLIT_KEYS)
-            commas = len(SPLIT_KEYS) if taken else 0
-            if used + point + commas > self.budget:
-                break
-            used += point + commas
-            taken += 1
-        return taken
-
-
-def _slice_points(item: JsonDict, start: int, stop: int | None) -> JsonDict:
-    return {k: (v[start:stop] if k in SPLIT_KEYS else v) for k, v in item.items()}
 
 
 def shrink_to_fit(item: JsonDict, budget: int) -> JsonDict | None:
