@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint bench examples clean
+.PHONY: demo test lint bench eval examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## wall time per execution and orchestration overhead on the examples
 	$(BIN)/python benchmarks/bench_examples.py
+
+eval: $(STAMP)  ## accuracy on the PetShop dataset beside the repository (see the README)
+	$(BIN)/opx eval petshop --data ../shared/data/petshop
 
 examples: $(STAMP)  ## regenerate the example incidents (deterministic)
 	$(BIN)/python scripts/make_examples.py

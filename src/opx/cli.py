@@ -24,6 +24,7 @@ from opx.domain.errors import InputRejected
 from opx.domain.incident import AlarmStateChangeEnvelope, IncidentCreatedEnvelope
 from opx.domain.result import ExecutionResult
 from opx.durability.store import StoreUnavailable
+from opx.eval.cli import eval_app
 from opx.render import executions_table, print_to, result_view
 from opx.runtime.execute import Execution, execute, skipped
 from opx.runtime.intake import MAX_EVENT_BYTES, Accepted, parse_event
@@ -43,6 +44,7 @@ app = typer.Typer(
 )
 executions_app = typer.Typer(help="Inspect stored executions.", no_args_is_help=True)
 app.add_typer(executions_app, name="executions")
+app.add_typer(eval_app, name="eval")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Accuracy evaluation of OPX on public root-cause datasets (``opx eval …``)."""
