@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from opx.eval.petshop import (
+from opx.eval.petshop import METRIC_DIRECTIONS, healthy_cases, issue_case, issue_cases
+from opx.eval.petshop_changes import (
     ACCOUNT_RESOURCES,
-    METRIC_DIRECTIONS,
+    changed_resource,
+    decoy_changes,
+    issue_changes,
+)
+from opx.eval.petshop_data import (
     PERIOD,
     Column,
     DatasetError,
-    changed_resource,
-    decoy_changes,
-    healthy_cases,
-    issue_case,
-    issue_cases,
-    issue_changes,
     load_dataset,
     parse_graph,
     parse_metrics,

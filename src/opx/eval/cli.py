@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from opx.config import ConfigError, load_settings
 from opx.durability.store import StoreUnavailable
-from opx.eval.petshop import Case, DatasetError, Scenario, healthy_cases, issue_cases, load_dataset
+from opx.eval.petshop import Case, healthy_cases, issue_cases
+from opx.eval.petshop_data import DatasetError, Scenario, load_dataset
 from opx.eval.report import accuracy_table, markdown, report_json, specificity_table
 from opx.eval.runner import run_cases
 from opx.eval.scoring import CaseOutcome, accuracy_rows, specificity_rows
