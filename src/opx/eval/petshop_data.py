@@ -1,5 +1,5 @@
-"""Imports the PetShop root-cause dataset: each issue, and each window cut from the healthy
-baseline, becomes an ``IncidentCreated`` event and an in-memory telemetry bundle.
+"""Reads the PetShop root-cause dataset: scenarios, their splits and issues, the healthy
+baseline and the service graph.
 
 Dataset layout (per scenario folder, recognised by its ``graph.csv``): ``graph.csv`` is an
 adjacency matrix where a 1 in row *r*, column *c* means node *r* calls node *c*;
@@ -8,12 +8,6 @@ adjacency matrix where a 1 in row *r*, column *c* means node *r* calls node *c*;
 A ``metrics.csv`` has three header rows (``microservice``, ``metric``, ``statistic``), a fourth
 row whose first cell is ``unix_timestamp``, then one row per 5-minute period; empty cells are
 missing values.
-
-An issue's telemetry holds every column as the series ``(node, metric, statistic)``: the healthy
-baseline shifted in time so that it ends one period before the issue's first row, then the
-issue's rows. The analysis window runs from the first issue row to the last row plus one period:
-the dataset's alarm time often falls before the largest deviation, so a window ending at the
-alarm would cut the fault off.
 """
 
 from __future__ import annotations
