@@ -64,16 +64,19 @@ class System:
         window_values: list[float] | None = None,
         baseline_points: int = BASELINE_POINTS,
         window_points: int = WINDOW_POINTS,
+        baseline_values: list[float] | None = None,
+        step: timedelta = STEP,
     ) -> None:
-        """A noisy series; the window is the same noise moved by ``shift`` (or given values)."""
+        """A noisy series; the window is the same noise moved by ``shift`` (or given values),
+        the baseline the unshifted noise (or given values), one point per ``step``."""
         self.seed += 1
-        base = noise(self.seed, baseline_points, level, spread)
+        base = baseline_values or noise(self.seed, baseline_points, level, spread)
         self.seed += 1
         if window_values is None:
             window_values = [v + shift for v in noise(self.seed, window_points, level, spread)]
-        start = WINDOW_START - baseline_points * STEP
+        start = WINDOW_START - len(base) * step
         values = tuple(base + window_values)
-        times = stamps(len(values), start)
+        times = stamps(len(values), start, step)
         self.series.append(MetricSeries(service, metric, stat, "None", times, values))
 
     def healthy_metrics(self, service: str) -> None:

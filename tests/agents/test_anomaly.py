@@ -12,14 +12,20 @@ from opx.agents.local.anomaly import (
     ABS_FLOOR,
     MAD_TO_SIGMA,
     REL_FLOOR,
+    SPARSE_COUNT,
     Z_CAP,
     Z_THRESHOLD,
+    count_baseline,
+    count_z,
     default_direction,
     directional_z,
     finite,
+    is_count_series,
     merge_series,
+    persistence_rank,
     resolve_direction,
     robust_baseline,
+    score_count_window,
     score_series,
     score_window,
     strength,
@@ -157,10 +163,11 @@ def test_surge_z_needs_a_doubling_for_large_counts() -> None:
     assert surge_z(2500, 1000.0) > Z_THRESHOLD
 
 
-def _item(sid: str, values: Sequence[float | None], metric: str = "Latency") -> dict[str, Any]:
+def _item(sid: str, values: Sequence[float | None], metric: str = "Latency",
+          stat: str = "Average") -> dict[str, Any]:
     service = sid.split("|", maxsplit=1)[0]
-    stamps = [f"2026-03-01T00:{i:02d}:00Z" for i in range(len(values))]
-    return {"id": sid, "service": service, "metric": metric, "stat": "Average",
+    stamps = [f"2026-03-01T{i // 60:02d}:{i % 60:02d}:00Z" for i in range(len(values))]
+    return {"id": sid, "service": service, "metric": metric, "stat": stat,
             "unit": "ms", "timestamps": stamps, "values": values}
 
 
@@ -195,3 +202,140 @@ def test_score_series_ranks_by_z_and_skips_series_without_baseline() -> None:
     assert by_id["c|Availability|Average"].direction == "down"
     assert by_id["a|Latency|Average"].anomalous is False
     assert by_id["b|Latency|Average"].extreme_at == "2026-03-01T00:01:00Z"
+
+
+# -- persistence -------------------------------------------------------------------------------
+
+
+def test_persistence_rank_needs_a_sixth_of_the_window_and_at_least_two_points() -> None:
+    assert persistence_rank(1) == 1
+    assert [persistence_rank(n) for n in (2, 5, 8, 12)] == [2, 2, 2, 2]
+    assert persistence_rank(13) == 3
+    assert persistence_rank(30) == 5
+    assert persistence_rank(60) == 10
+
+
+def test_a_short_blip_in_a_long_window_is_not_anomalous_but_a_sustained_shift_is() -> None:
+    baseline = robust_baseline(noise(11, 180, 35.0, 1.0))
+    assert baseline is not None
+    quiet = noise(12, 30, 35.0, 1.0)
+    blip = [60.0 if 4 <= i < 8 else v for i, v in enumerate(quiet)]  # four minutes out of 30
+    sustained = [60.0 if i >= 20 else v for i, v in enumerate(quiet)]  # the last ten minutes
+    blip_score = score_window(baseline, blip, "up")
+    sustained_score = score_window(baseline, sustained, "up")
+    assert blip_score is not None and blip_score.z < Z_THRESHOLD
+    assert blip_score.extreme == 60.0  # the blip is still reported as the window's extreme
+    assert sustained_score is not None and sustained_score.z >= Z_THRESHOLD
+
+
+def test_a_few_coarse_points_still_need_only_two_bad_points() -> None:
+    baseline = robust_baseline(noise(13, 288, 100.0, 5.0))
+    assert baseline is not None
+    window = [101.0, 98.0, 99.0, 102.0, 180.0, 190.0]  # six 5-minute rows, the last two bad
+    scored = score_window(baseline, window, "up")
+    assert scored is not None and scored.z >= Z_THRESHOLD
+
+
+# -- counts ------------------------------------------------------------------------------------
+
+
+def _sparse_errors(events_at: Sequence[int], points: int = 180) -> list[float]:
+    return [1.0 if i in set(events_at) else 0.0 for i in range(points)]
+
+
+def test_count_series_are_recognised_by_statistic_or_by_name_and_integer_values() -> None:
+    zeros = [0.0, 1.0, 0.0, 2.0]
+    assert is_count_series("errors", "Sum", zeros)
+    assert is_count_series("Whatever", "SampleCount", [0.5, 1.5, 2.0])
+    assert is_count_series("ThrottledRequests", "", zeros)
+    assert is_count_series("ErrorCount", "count", zeros)
+    assert not is_count_series("ErrorCount", "", [0.5, 1.0, 0.0])  # not integers
+    assert not is_count_series("HealthyHostCount", "Average", [3.0, 3.0, 2.0])  # a gauge
+    assert not is_count_series("errors", "p99", zeros)
+    assert not is_count_series("Latency", "", [1.0, 2.0, 3.0])  # not a count name
+    assert not is_count_series("errors", "Sum", [1.0, -1.0, 0.0])  # negative: no count
+    assert not is_count_series("errors", "Sum", [None, math.nan])
+
+
+def test_count_baseline_rate_ignores_an_earlier_burst_but_keeps_rare_events() -> None:
+    rare = _sparse_errors([10, 14, 39, 80, 120, 170])
+    reference = count_baseline(rare)
+    assert reference is not None
+    assert reference.rate == pytest.approx(6 / 180)
+    burst = list(rare)
+    burst[50:53] = [400.0, 350.0, 500.0]
+    with_burst = count_baseline(burst)
+    assert with_burst is not None
+    assert with_burst.rate < 4 * reference.rate  # the raw mean would be 200x larger
+    assert count_baseline([1.0, -2.0, 3.0]) is None
+    assert count_baseline([1.0, 2.0]) is None
+
+
+def test_two_errors_at_the_usual_rate_are_normal_and_forty_are_not() -> None:
+    # Six errors in 180 minutes: about one per half hour.
+    reference = count_baseline(_sparse_errors([10, 14, 39, 80, 120, 170]))
+    assert reference is not None
+    usual = [0.0] * 30
+    usual[21], usual[28] = 1.0, 1.0
+    busy = [1.0 + (i % 2) for i in range(30)]  # 45 errors, spread over the window
+    normal = score_count_window(reference, usual, "up")
+    anomalous = score_count_window(reference, busy, "up")
+    assert normal is not None and normal.z < 1.5
+    assert anomalous is not None and anomalous.z >= 3 * Z_THRESHOLD
+    assert anomalous.extreme == 2.0 and anomalous.points == 30
+
+
+def test_a_single_burst_in_a_count_window_is_not_persistent() -> None:
+    reference = count_baseline(_sparse_errors([10, 14, 39, 80, 120, 170]))
+    assert reference is not None
+    one_burst = [0.0] * 30
+    one_burst[12] = 200.0
+    scored = score_count_window(reference, one_burst, "up")
+    assert scored is not None and scored.z < Z_THRESHOLD
+    assert scored.extreme == 200.0 and scored.extreme_index == 12
+
+
+def test_count_z_by_direction_and_with_drift() -> None:
+    reference = count_baseline([5.0] * 100)
+    assert reference is not None and reference.excess == 0.0
+    assert count_z(30.0, 6, reference, "up") == 0.0
+    assert count_z(0.0, 6, reference, "down") >= Z_THRESHOLD  # 30 expected, none seen
+    assert count_z(0.0, 6, reference, "both") == count_z(0.0, 6, reference, "down")
+    assert count_z(80.0, 6, reference, "up") == count_z(80.0, 6, reference, "both")
+    drifting = count_baseline([float(v) for v in range(0, 10)] * 10)
+    assert drifting is not None and drifting.excess > 0.0
+    # A level that wanders over the baseline makes the same total less surprising.
+    assert count_z(60.0, 6, drifting, "up") < count_z(60.0, 6, reference, "up")
+
+
+def test_score_series_tests_sparse_counts_as_counts_and_dense_ones_as_levels() -> None:
+    # Four errors in 180 minutes: the 98 % quantile of the deviations is zero, so the level
+    # test would see a new regime in any error at all.
+    rare = _sparse_errors([10, 14, 39, 120])
+    window = [0.0] * 30
+    window[21], window[28] = 1.0, 1.0
+    dense_base = noise(21, 180, 500.0, 20.0)
+    base = [
+        _item("q|errors|Sum", rare, metric="errors", stat="Sum"),
+        _item("r|requests|Sum", dense_base, metric="requests", stat="Sum"),
+    ]
+    current = [
+        _item("q|errors|Sum", window, metric="errors", stat="Sum"),
+        _item("r|requests|Sum", [50.0] * 30, metric="requests", stat="Sum"),
+    ]
+    by_id = {s.series_id: s for s in score_series(base, current, {})}
+    sparse, dense = by_id["q|errors|Sum"], by_id["r|requests|Sum"]
+    assert sparse.test == "count" and not sparse.anomalous
+    assert sparse.window_total == 2.0
+    assert sparse.expected_total == pytest.approx(30 * 4 / 180)
+    assert "expected at the baseline rate" in sparse.summary()
+    assert sparse.to_finding()["window_total"] == 2.0
+    assert dense.test == "level" and dense.anomalous and dense.window_total is None
+    assert _median_of(dense_base) >= SPARSE_COUNT
+    assert "baseline median" in dense.summary()
+
+
+def _median_of(values: Sequence[float]) -> float:
+    baseline = robust_baseline(values)
+    assert baseline is not None
+    return baseline.median

@@ -1,9 +1,20 @@
 """Knowledge-rag analyst: retrieves runbooks and postmortems matching the incident and the core
-agents' candidates, cites them, and names a root cause only when the documents single one out."""
+agents' candidates, cites them, and names a root cause only when the documents single one out.
+
+Scoring. A document is mostly *about* the services its identity (title and document id) names,
+and only a little about every service it lists; each relevant document shares its weight among
+the services in proportion to that. A candidate's document likelihood is the sum of its shares.
+The earlier agents give each candidate a prior plausibility (the highest confidence any of them
+gave it), and the posterior is proportional to plausibility x likelihood, so a service no agent
+found plausible cannot win on documents alone. A candidate is named only when its posterior
+clearly leads *and* the documents themselves favour it over every other plausible candidate:
+when they do not discriminate, the analyst abstains rather than echo the earlier agents.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +49,13 @@ _INVESTIGATION_WORDS = ("diagnos", "investigat", "symptom", "triage", "detect", 
 _RISKY_WORDS = ("restart", "failover", "fail over", "scale", "disable", "purge", "flush",
                 "drain", "rollback", "roll back", "revert", "delete")
 _RUNBOOK_TYPES = ("RUNBOOK", "PLAYBOOK")
+# How much a document is about a service its identity names, against one it merely lists.
+IDENTITY_WEIGHT = 1.0
+LISTED_WEIGHT = 0.25
+# A candidate is plausible when an earlier agent gave it at least this confidence, or this share
+# of the most plausible candidate's: only plausible candidates can be named or block a leader.
+PLAUSIBLE_FLOOR = 0.05
+PLAUSIBLE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -85,17 +103,20 @@ class Retrieved:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A root-cause service some earlier agent proposed, with its component/category votes."""
+    """A root-cause service some earlier agent proposed, with its component/category votes and
+    its plausibility: the highest confidence any earlier agent gave it."""
 
     service: str
     support: float
     component: str | None
     category: str
+    plausibility: float = 0.0
 
 
 def prior_candidates(prior: Mapping[str, Hypothesis]) -> list[Candidate]:
     """Every service the earlier hypotheses proposed (primary or alternative), by support."""
     support: dict[str, float] = defaultdict(float)
+    plausible: dict[str, float] = defaultdict(float)
     components: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     categories: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for agent_id in sorted(prior):
@@ -110,11 +131,13 @@ def prior_candidates(prior: Mapping[str, Hypothesis]) -> list[Candidate]:
         for cause, confidence in causes:
             vote = weight * max(confidence, 0.01)
             support[cause.service] += vote
+            plausible[cause.service] = max(plausible[cause.service], confidence)
             if cause.component:
                 components[cause.service][cause.component] += vote
             categories[cause.service][cause.category] += vote
     return sorted(
-        (Candidate(s, round(v, 6), _top(components[s]), _top(categories[s]) or "UNKNOWN")
+        (Candidate(s, round(v, 6), _top(components[s]), _top(categories[s]) or "UNKNOWN",
+                   round(plausible[s], 6))
          for s, v in support.items()),
         key=lambda c: (-c.support, c.service),
     )
@@ -179,36 +202,119 @@ def keep_relevant(sections: Sequence[Section], symptoms: Sequence[str],
     return sorted(kept, key=lambda r: (-r.relevance, r.section.document_id, r.section.section))
 
 
-def candidate_scores(kept: Sequence[Retrieved], candidates: Sequence[str]) -> dict[str, float]:
-    """Support per candidate from the documents that list it; a document listing several
-    candidates splits its weight, and each document counts once (its best section)."""
+def name_weights(names: Iterable[str]) -> dict[str, float]:
+    """How much each name token tells services apart: a smoothed inverse document frequency
+    over the known service names, so resource types and shared prefixes ("aws", "fargate")
+    weigh little and a service's own words weigh most."""
+    unique = sorted(set(names))
+    counts: Counter[str] = Counter()
+    for name in unique:
+        counts.update(set(tokenize(name)))
+    total = len(unique)
+    return {token: math.log((total + 1) / count) for token, count in counts.items()}
+
+
+def identity_match(service: str, section: Section, weights: Mapping[str, float]) -> float:
+    """Share (0..1, by token weight) of the service's name tokens found in the document's title
+    and id: how much the document is about that service rather than merely mentioning it."""
+    tokens = set(tokenize(service))
+    total = sum(weights.get(t, 0.0) for t in tokens)
+    if total <= 0.0:
+        return 0.0
+    identity = set(tokenize(f"{section.title} {section.document_id}"))
+    return sum(weights.get(t, 0.0) for t in tokens & identity) / total
+
+
+def aboutness(section: Section, names: Iterable[str],
+              weights: Mapping[str, float]) -> dict[str, float]:
+    """How much the document is about each service it lists and each of ``names``; services it
+    neither names nor lists are left out."""
+    about: dict[str, float] = {}
+    for name in sorted(set(names) | set(section.services)):
+        value = IDENTITY_WEIGHT * identity_match(name, section, weights)
+        if name in section.services:
+            value += LISTED_WEIGHT
+        if value > 0.0:
+            about[name] = value
+    return about
+
+
+def _best_per_document(kept: Sequence[Retrieved]) -> dict[str, Retrieved]:
     best: dict[str, Retrieved] = {}
     for item in kept:
         doc = item.section.document_id
         if doc not in best or item.relevance > best[doc].relevance:
             best[doc] = item
+    return best
+
+
+def candidate_scores(kept: Sequence[Retrieved], candidates: Sequence[str]) -> dict[str, float]:
+    """Document likelihood per candidate: each document (its best section) shares its weight
+    (relevance x symptom match) among the services it is about, in proportion to how much it
+    is about each (:func:`aboutness`), so a document titled after one service gives that
+    service most of its weight, and one listing several without naming any splits it evenly."""
+    best = _best_per_document(kept)
+    known = set(candidates) | {s for item in best.values() for s in item.section.services}
+    weights = name_weights(known)
     scores = dict.fromkeys(candidates, 0.0)
     for doc in sorted(best):
         item = best[doc]
-        listed = [c for c in candidates if c in item.section.services]
-        for service in listed:
-            scores[service] += item.relevance * item.symptom_match / len(listed)
+        about = aboutness(item.section, candidates, weights)
+        total = sum(about.values())
+        for service in candidates:
+            if service in about:
+                scores[service] += item.relevance * item.symptom_match * about[service] / total
     return {k: round(v, 4) for k, v in scores.items()}
 
 
+def plausible_set(plausibility: Mapping[str, float]) -> set[str]:
+    """Candidates an earlier agent found plausible: a confidence of at least PLAUSIBLE_FLOOR and
+    PLAUSIBLE_SHARE of the most plausible candidate's."""
+    top = max(plausibility.values(), default=0.0)
+    bar = max(PLAUSIBLE_FLOOR, PLAUSIBLE_SHARE * top)
+    return {name for name, value in plausibility.items() if value >= bar}
+
+
+def posteriors(scores: Mapping[str, float], plausibility: Mapping[str, float]) -> dict[str, float]:
+    """Posterior per candidate, proportional to prior plausibility x document likelihood; all
+    zero when no plausible candidate has document support."""
+    joint = {name: plausibility.get(name, 0.0) * value for name, value in scores.items()}
+    total = sum(joint.values())
+    if total <= 0.0:
+        return dict.fromkeys(scores, 0.0)
+    return {name: round(value / total, 4) for name, value in joint.items()}
+
+
 def discriminating_leader(
-    scores: Mapping[str, float], lead_ratio: float, min_support: float
+    scores: Mapping[str, float],
+    lead_ratio: float,
+    min_support: float,
+    plausibility: Mapping[str, float] | None = None,
 ) -> tuple[str, float] | None:
-    """The candidate the documents clearly favour and a modest confidence, or None."""
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    if not ranked or ranked[0][1] < min_support:
+    """The candidate the documents clearly favour and a modest confidence, or None.
+
+    Without ``plausibility`` every candidate is equally plausible. With it, the leader is the
+    highest posterior (plausibility x document likelihood); it must be plausible, have document
+    support of at least ``min_support``, lead the runner-up's posterior by ``lead_ratio``, and
+    the documents alone must favour it by ``lead_ratio`` over every other plausible candidate,
+    so that a prior lead is never enough."""
+    prior = dict.fromkeys(scores, 1.0) if plausibility is None else dict(plausibility)
+    plausible = plausible_set({name: prior.get(name, 0.0) for name in scores})
+    post = posteriors(scores, prior)
+    ranked = sorted(post.items(), key=lambda kv: (-kv[1], -scores[kv[0]], kv[0]))
+    if not ranked or ranked[0][1] <= 0.0:
         return None
-    best, best_score = ranked[0]
+    best, best_post = ranked[0]
+    if best not in plausible or scores[best] < min_support:
+        return None
     second = ranked[1][1] if len(ranked) > 1 else 0.0
-    if second > 0.0 and best_score < lead_ratio * second:
+    if second > 0.0 and best_post < lead_ratio * second:
         return None
-    margin = (best_score - second) / best_score
-    strength = best_score / (best_score + 0.5)
+    rivals = [scores[name] for name in plausible if name != best]
+    if any(value > 0.0 and scores[best] < lead_ratio * value for value in rivals):
+        return None
+    margin = (best_post - second) / best_post
+    strength = scores[best] / (scores[best] + 0.5)
     return best, round(min(CONFIDENCE_CAP, CONFIDENCE_CAP * margin * strength * 1.5), 4)
 
 
@@ -250,7 +356,9 @@ class KnowledgeAnalyst:
         *,
         floor: float = 0.35,
         lead_ratio: float = 1.5,
-        min_support: float = 0.2,
+        # A document's weight is shared among every service it concerns, so one relevant
+        # document mostly about a candidate gives it a few hundredths; less is noise.
+        min_support: float = 0.05,
         limit: int = 8,
         max_candidates: int = 5,
         max_recommendations: int = 4,
@@ -271,7 +379,8 @@ class KnowledgeAnalyst:
         sections = self._retrieve(ctx, query, candidates, symptoms, notes)
         kept = keep_relevant(sections, symptoms, self.floor)
         scores = candidate_scores(kept, names)
-        leader = discriminating_leader(scores, self.lead_ratio, self.min_support)
+        leader = discriminating_leader(scores, self.lead_ratio, self.min_support,
+                                       _plausibility(candidates))
         return self._build(ctx, query=query, kept=kept, candidates=candidates, scores=scores,
                            leader=leader, notes=notes)
 
@@ -335,10 +444,17 @@ class KnowledgeAnalyst:
                 "suggested_runbooks": _ids(kept, lambda t: t in _RUNBOOK_TYPES),
                 "related_postmortems": _ids(kept, lambda t: t == "POSTMORTEM"),
                 "candidate_support": dict(sorted(scores.items())),
+                "candidate_plausibility": dict(sorted(_plausibility(candidates).items())),
+                "candidate_posterior": dict(sorted(
+                    posteriors(scores, _plausibility(candidates)).items())),
                 "query": query[:300],
                 "degraded": notes,
             },
         )
+
+
+def _plausibility(candidates: Sequence[Candidate]) -> dict[str, float]:
+    return {c.service: c.plausibility for c in candidates}
 
 
 def _describe(incident: Incident, kept: Sequence[Retrieved], scores: Mapping[str, float],
@@ -350,10 +466,12 @@ def _describe(incident: Incident, kept: Sequence[Retrieved], scores: Mapping[str
     if root is None:
         ranked = ", ".join(f"{s} {v:.2f}" for s, v in sorted(
             scores.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        return (f"{docs} relevant document(s) found, but they do not single out one candidate"
-                f"{' (' + ranked + ')' if ranked else ''}; citing them without a root cause.")
-    return (f"{docs} relevant document(s) found; those matching the symptoms point to "
-            f"{root.service} (support {scores[root.service]:.2f}).")
+        return (f"{docs} relevant document(s) found, but they do not single out one candidate "
+                f"the earlier agents found plausible{' (' + ranked + ')' if ranked else ''}; "
+                "citing them without a root cause.")
+    return (f"{docs} relevant document(s) found; among the candidates the earlier agents found "
+            f"plausible, those matching the symptoms point to {root.service} (document support "
+            f"{scores[root.service]:.2f}).")
 
 
 def _evidence(query: str, kept: Sequence[Retrieved]) -> list[Evidence]:

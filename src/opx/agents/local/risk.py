@@ -348,10 +348,7 @@ def _evidence(radius: BlastRadius, best: Mapping[str, SeriesScore], incident: In
             query=f"service={service} window=[{iso_z(incident.window_start)}, "
                   f"{iso_z(incident.window_end)})",
             record_ids=[score.series_id],
-            summary=(
-                f"{score.metric} ({score.stat}) of {service}: robust z {score.z:.1f}, baseline "
-                f"median {score.baseline_median:.4g}, window extreme {score.window_extreme:.4g}"
-            ),
+            summary=f"{service}: {score.summary()}",
         ))
     if requests:
         items.append(Evidence(

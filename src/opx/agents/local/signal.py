@@ -4,9 +4,12 @@ service as the likely origin, discounting callers whose anomaly their callees ex
 
 Per service, each modality gives a 0..1 strength (0.5 at a robust z of 4): metrics the strongest
 series, logs the most surging error template, traces the stronger of error origins and exclusive
-latency. Modalities that are anomalous on their own combine by noisy-OR, so agreement raises the
-score. Request-volume series are kept apart: load flows from callers to callees, so a traffic
-change never explains a caller, and a service whose main anomaly is traffic is explained by its
+latency. Metric series are scored by :mod:`opx.agents.local.anomaly`: levels by a sustained share
+of their window's points, so a short blip is not a rival, and sparse counts by their total against
+the baseline rate, so a few routine errors on a mostly-zero baseline are not either.
+Modalities that are anomalous on their own combine by noisy-OR, so agreement raises the score.
+Request-volume series are kept apart: load flows from callers to callees, so a traffic change
+never explains a caller, and a service whose main anomaly is traffic is explained by its
 anomalous callers. Confidence is ``adjusted score x (0.35 + 0.65 x separation) x corroboration x
 completeness``: high only for a strong, clearly separated, corroborated candidate.
 """
@@ -543,10 +546,7 @@ def _headline(signal: ServiceSignal) -> str:
     dominant = signal.dominant()
     top = signal.top_of(traffic=dominant == "traffic")
     if dominant in ("metrics", "traffic") and top is not None:
-        return (
-            f"{top.metric} ({top.stat}) reached {top.window_extreme:.4g} against a baseline "
-            f"median of {top.baseline_median:.4g} (robust z {top.z:.1f})"
-        )
+        return top.summary()
     if dominant == "traces" and signal.origin is not None and (
         signal.latency is None or signal.origin.z >= signal.latency.z
     ):
@@ -591,8 +591,7 @@ def _series_evidence(score: SeriesScore, incident: Incident, lookback: timedelta
         f"baseline={lookback.total_seconds() / 3600:g}h before"
     )
     summary = (
-        f"{score.metric} ({score.stat}) of {score.service}: robust z {score.z:.1f} "
-        f"({score.direction}); baseline median {score.baseline_median:.4g}, window extreme "
+        f"{score.service}: {score.summary()}, bad direction {score.direction}; window extreme "
         f"{score.window_extreme:.4g}"
         + (f" at {score.extreme_at}" if score.extreme_at else "")
     )
