@@ -8,10 +8,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test lint bench eval examples clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; fi
 	touch $(STAMP)
 
 demo: $(STAMP)  ## analyse the bundled demo incident with the embedded defaults
@@ -30,6 +31,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## wall time per execution and orchestration overhead on the examples
 	$(BIN)/python benchmarks/bench_examples.py
+	$(BIN)/python benchmarks/bench_checkpoints.py
 
 eval: $(STAMP)  ## accuracy on the PetShop dataset beside the repository (see the README)
 	$(BIN)/opx eval petshop --data ../shared/data/petshop

@@ -1,0 +1,3 @@
+"""Shared pytest plugins: the local DynamoDB server fixtures."""
+
+pytest_plugins = ["tests.fixtures_servers"]
