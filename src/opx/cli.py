@@ -11,24 +11,35 @@ import asyncio
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from pydantic import TypeAdapter
 from rich.console import Console
 
 from opx.config import ConfigError, Settings, load_settings
 from opx.domain.errors import InputRejected
 from opx.domain.incident import AlarmStateChangeEnvelope, IncidentCreatedEnvelope
-from opx.domain.result import ExecutionResult
+from opx.domain.result import ExecutionResult, ExecutionStatus
 from opx.durability.store import StoreUnavailable
 from opx.eval.cli import eval_app
-from opx.render import executions_table, print_to, result_view
+from opx.reasoning.pricing import load_pricing
+from opx.render import checkpoints_table, executions_table, print_to, replay_view, result_view
 from opx.runtime.execute import Execution, execute, skipped
 from opx.runtime.intake import MAX_EVENT_BYTES, Accepted, parse_event
-from opx.runtime.wiring import open_runtime, open_store, open_tools
+from opx.runtime.replay import (
+    CheckpointListing,
+    ReplayRejected,
+    ReplayReport,
+    list_checkpoints,
+    replay,
+    run_in_replay_loop,
+)
+from opx.runtime.wiring import make_deps, open_runtime, open_store, open_tools
 from opx.tools.bundle import BundleError
 
 EXIT_OK, EXIT_DIFFERS, EXIT_REJECTED, EXIT_INFRA = 0, 1, 2, 3
@@ -54,9 +65,13 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Where executions and checkpoints live [default: $OPX_DATA_DIR or ~/.opx].",
+        help="Where executions and checkpoints live (default: $OPX_DATA_DIR or ~/.opx).",
         file_okay=False,
     ),
+]
+Attempt = Annotated[
+    int | None,
+    typer.Option("--attempt", min=1, help="Which attempt: 1, 2, … (default: the latest)."),
 ]
 T = TypeVar("T")
 
@@ -70,7 +85,7 @@ def _guarded(action: Callable[[], T]) -> T:
     """Map failures to one clear line on stderr and the exit-code table; never a traceback."""
     try:
         return action()
-    except (InputRejected, BundleError, ConfigError) as exc:
+    except (InputRejected, BundleError, ConfigError, ReplayRejected) as exc:
         _fail(EXIT_REJECTED, str(exc))
     except (StoreUnavailable, sqlite3.Error, OSError) as exc:
         _fail(EXIT_INFRA, f"infrastructure failure: {exc}")
@@ -103,17 +118,24 @@ def analyze(
     bundle: Annotated[
         Path | None,
         typer.Option(
-            "--bundle", help="Telemetry bundle directory [default: bundle/ beside the event]."
+            "--bundle", help="Telemetry bundle directory (default: bundle/ beside the event)."
         ),
     ] = None,
     data_dir: DataDir = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Start a new attempt even if this event already has a final result."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Analyse one incident and print the recommendation (or why there is none).
 
     Runs the six agents over the telemetry bundle, merges their hypotheses and reports the root
     cause with its confidence, each agent's view and the cost. A repeated event returns the
-    stored result of its execution unchanged.
+    stored result of its execution unchanged (--force runs a new attempt); an interrupted one
+    resumes from its last checkpoint, re-running only the agents that had not finished.
     """
     settings = _settings(data_dir)
     parsed = _guarded(lambda: parse_event(_read_event(event)))
@@ -124,11 +146,14 @@ def analyze(
     if not bundle_dir.is_dir():
         _fail(EXIT_REJECTED, f"telemetry bundle not found: {bundle_dir} (use --bundle DIR)")
     tools = _guarded(lambda: open_tools(settings, bundle_dir))
-    execution = _guarded(lambda: asyncio.run(_run(settings, tools, parsed)))
+    source = str(bundle_dir.resolve())
+    execution = _guarded(lambda: asyncio.run(_run(settings, tools, parsed, force, source)))
     _show(execution, as_json)
 
 
-async def _run(settings: Settings, tools: Any, accepted: Accepted) -> Execution:
+async def _run(
+    settings: Settings, tools: Any, accepted: Accepted, force: bool, bundle: str
+) -> Execution:
     async with open_runtime(settings, tools) as runtime:
         with err.status("Analysing…", spinner="dots") as status:
 
@@ -150,19 +175,138 @@ async def _run(settings: Settings, tools: Any, accepted: Accepted) -> Execution:
                 store=runtime.store,
                 checkpointer=runtime.checkpointer,
                 on_progress=progress,
+                force=force,
+                bundle=bundle,
             )
 
 
 def _show(execution: Execution, as_json: bool) -> None:
-    if execution.reused:
-        err.print(
-            "note: this event's execution already finished; showing its stored result",
-            highlight=False,
-        )
+    for note in _notes(execution):
+        err.print(f"note: {note}", markup=False, highlight=False)
     if as_json:
         _emit_json(execution.result.model_dump(mode="json"))
     else:
         print_to(out, result_view(execution.result))
+
+
+def _notes(execution: Execution) -> list[str]:
+    result = execution.result
+    notes = []
+    if execution.reused:
+        notes.append("this event's execution already finished; showing its stored result")
+    elif result.status is ExecutionStatus.IN_PROGRESS:
+        notes.append("another worker is running this execution; deliver it again later")
+    elif execution.resumed:
+        notes.append(f"resumed attempt {execution.attempt} from its last checkpoint")
+    if result.status is ExecutionStatus.INCOMPLETE:
+        notes.append("stopped at the lease deadline (OPX_LEASE_SECONDS); run it again to resume")
+    elif not execution.stored:
+        notes.append("another worker took this execution over; this result was not stored")
+    return notes
+
+
+@app.command("replay")
+def replay_command(
+    execution_id: Annotated[str, typer.Argument(help="The 32-character execution id.")],
+    attempt: Attempt = None,
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun",
+            help="Call the agents again on the telemetry (instead of the recorded outputs) "
+            "and show what changed.",
+        ),
+    ] = False,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Telemetry bundle for --rerun (default: the one the execution analysed).",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-execute a stored execution and verify it reproduces the same answer.
+
+    Plays the agents' recorded outputs back through the graph (no model or tool is called) and
+    checks that consensus, cost and the execution trace are identical to the original. Exit 0
+    when identical, 1 when not, 2 for an unknown id or attempt.
+    """
+    settings = _settings(data_dir)
+    report = _guarded(
+        lambda: run_in_replay_loop(_replay(settings, execution_id, attempt, rerun, bundle))
+    )
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        print_to(out, replay_view(report))
+    if not report.identical:
+        raise typer.Exit(EXIT_DIFFERS)
+
+
+async def _replay(
+    settings: Settings,
+    execution_id: str,
+    attempt: int | None,
+    rerun: bool,
+    bundle: Path | None,
+) -> ReplayReport:
+    store = open_store(settings)
+    deps = None
+    if rerun:
+        record = store.get(execution_id)
+        if record is None:
+            raise ReplayRejected(f"unknown execution id: {execution_id}")
+        source = bundle or (Path(record.bundle) if record.bundle else None)
+        if source is None:
+            raise ReplayRejected(
+                "--rerun needs a telemetry bundle: none was recorded for this "
+                "execution (use --bundle DIR)"
+            )
+        if not source.is_dir():
+            raise ReplayRejected(f"telemetry bundle not found: {source} (use --bundle DIR)")
+        deps = make_deps(settings, open_tools(settings, source))
+    async with _checkpoints(settings) as saver:
+        return await replay(
+            store, saver, settings, load_pricing(), execution_id, attempt=attempt, rerun=deps
+        )
+
+
+@app.command()
+def checkpoints(
+    execution_id: Annotated[str, typer.Argument(help="The 32-character execution id.")],
+    attempt: Attempt = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List an execution's checkpoints, oldest first.
+
+    One row per saved step: the nodes it runs next, the agents already done and, for an
+    interrupted attempt, which of the running agents had saved their output.
+    """
+    settings = _settings(data_dir)
+    listing = _guarded(lambda: asyncio.run(_checkpoint_listing(settings, execution_id, attempt)))
+    if as_json:
+        _emit_json(listing.to_json())
+    else:
+        print_to(out, checkpoints_table(listing))
+
+
+async def _checkpoint_listing(
+    settings: Settings, execution_id: str, attempt: int | None
+) -> CheckpointListing:
+    store = open_store(settings)
+    async with _checkpoints(settings) as saver:
+        return await list_checkpoints(
+            store, saver, settings, load_pricing(), execution_id, attempt=attempt
+        )
+
+
+@asynccontextmanager
+async def _checkpoints(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
+    async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
+        yield saver
 
 
 @executions_app.command("list")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -9,6 +11,10 @@ from rich.text import Text
 from opx.domain.hypothesis import Hypothesis
 from opx.domain.result import ExecutionResult
 from opx.durability.store import ExecutionRecord
+from opx.runtime.replay import CheckpointListing, ReplayReport
+
+# Long values in a differences table are cut here; --json shows them whole.
+_CELL = 120
 
 
 def result_view(result: ExecutionResult) -> Group:
@@ -103,6 +109,63 @@ def executions_table(records: list[ExecutionRecord]) -> Table:
             rec.root_cause.service if rec else "",
         )
     return table
+
+
+def replay_view(report: ReplayReport) -> Group:
+    what = "Re-run" if report.rerun else "Replay"
+    verdict = (
+        Text("IDENTICAL", style="bold green")
+        if report.identical
+        else Text(f"DIFFERENT ({len(report.differences)} differences)", style="bold red")
+    )
+    headline = Text(f"{what} of {report.execution_id} (attempt {report.attempt}): ")
+    headline.append_text(verdict)
+    parts: list[Text | Table] = [headline]
+    if report.identical:
+        parts.append(Text("Consensus, cost and the execution trace match the original."))
+    else:
+        table = Table(title="Differences", title_justify="left")
+        for column in ("path", "original", "replayed"):
+            table.add_column(column, overflow="fold")
+        for d in report.differences:
+            table.add_row(d.path, _cell(d.original), _cell(d.replayed))
+        parts.append(table)
+    parts.append(Text(f"External calls (tools and models): {report.external_calls}"))
+    return Group(*parts)
+
+
+def _cell(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+
+
+def checkpoints_table(listing: CheckpointListing) -> Table:
+    table = Table(
+        title=f"Checkpoints of {listing.execution_id}, attempt {listing.attempt} "
+        f"(thread {listing.thread_id})",
+        title_justify="left",
+    )
+    for column in ("step", "source", "next", "agents done", "saved writes", "checkpoint id"):
+        table.add_column(column, overflow="fold")
+    for c in listing.checkpoints:
+        table.add_row(
+            str(c.step),
+            c.source,
+            ", ".join(c.next) or "(end)",
+            str(len(c.agents_done)),
+            _saved(c.next, c.saved_writes),
+            c.checkpoint_id,
+        )
+    return table
+
+
+def _saved(upcoming: tuple[str, ...], saved: tuple[str, ...]) -> str:
+    """Which of the step's nodes had saved their output: of interest when the step was cut."""
+    if not upcoming:
+        return ""
+    if saved == upcoming:
+        return "all"
+    return ", ".join(saved) or "none"
 
 
 def print_to(console: Console, view: Group | Table) -> None:

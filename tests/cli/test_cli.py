@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "dynamodb-throttling"
 
 
-def opx(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "OPX_DATA_DIR": str(data_dir)}
+def opx(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ, "AWS_EC2_METADATA_DISABLED": "true", "OPX_DATA_DIR": str(data_dir),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "opx.cli", *args],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
     )
 
 
-def envelope(detail: dict[str, object]) -> str:
+def envelope(detail: Mapping[str, object]) -> str:
     return json.dumps({"source": "opx.incident", "detail-type": "IncidentCreated",
                        "detail": detail})
 

@@ -7,8 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from opx.domain.result import ExecutionResult, ExecutionStatus, is_final
-from opx.durability.store import Claim, ClaimOutcome, ExecutionRecord, StoreUnavailable
+from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
+from opx.durability.store import (
+    Claim,
+    ClaimOutcome,
+    ClaimPlan,
+    ExecutionRecord,
+    Lease,
+    StoreUnavailable,
+    plan_claim,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -21,16 +29,25 @@ CREATE TABLE IF NOT EXISTS executions (
     lease_expires_at REAL,
     result_json TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    fencing_token INTEGER NOT NULL DEFAULT 0,
+    result_attempt INTEGER,
+    bundle TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_update ON executions (updated_at DESC);
 """
+# Columns added after the first release; older files gain them when opened.
+_ADDED_COLUMNS = {
+    "fencing_token": "INTEGER NOT NULL DEFAULT 0",
+    "result_attempt": "INTEGER",
+    "bundle": "TEXT",
+}
 _COLUMNS = (
     "execution_id, incident_id, status, reason, attempt, lease_owner, lease_expires_at, "
-    "result_json, created_at, updated_at"
+    "result_json, created_at, updated_at, fencing_token, result_attempt, bundle"
 )
-# Attempts that ended without a usable answer start over on a fresh checkpoint thread.
-_RESTART = (ExecutionStatus.FAILED.value,)
+# The lease fence: a write counts only while the record still carries the holder and its token.
+_FENCE = "execution_id = ? AND lease_owner = ? AND fencing_token = ?"
 
 
 class SqliteExecutionStore:
@@ -43,6 +60,7 @@ class SqliteExecutionStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                _add_missing_columns(db)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the execution store {path}: {exc}") from exc
 
@@ -60,84 +78,77 @@ class SqliteExecutionStore:
             db.close()
 
     def claim(
-        self, execution_id: str, incident_id: str, owner: str, lease_s: float, now: float
+        self,
+        execution_id: str,
+        incident_id: str,
+        owner: str,
+        *,
+        now: float,
+        expires_at: float,
+        force: bool = False,
+        bundle: str | None = None,
     ) -> Claim:
+        """Apply the delivery rule atomically and, when it says run, take the lease."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                claim = self._claim_in(db, execution_id, incident_id, owner, now + lease_s, now)
+                record = self._get(db, execution_id)
+                plan = plan_claim(record, owner, now, force)
+                if plan.outcome is ClaimOutcome.CLAIMED:
+                    lease = Lease(owner, expires_at, (record.fencing_token if record else 0) + 1)
+                    if record is None:
+                        _insert(db, execution_id, incident_id, lease, bundle, now)
+                    else:
+                        _update(db, execution_id, plan, lease, bundle, now)
+                claim = Claim(plan.outcome, self._require(db, execution_id), plan.resume)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return claim
 
-    def _claim_in(
-        self,
-        db: sqlite3.Connection,
-        execution_id: str,
-        incident_id: str,
-        owner: str,
-        expires: float,
-        now: float,
-    ) -> Claim:
-        record = self._get(db, execution_id)
-        if record is None:
-            db.execute(
-                f"INSERT INTO executions ({_COLUMNS}) VALUES (?, ?, ?, NULL, 1, ?, ?, NULL, ?, ?)",
-                (
-                    execution_id,
-                    incident_id,
-                    ExecutionStatus.IN_PROGRESS.value,
-                    owner,
-                    expires,
-                    now,
-                    now,
-                ),
-            )
-            return Claim(ClaimOutcome.CLAIMED, self._require(db, execution_id), resume=False)
-        if is_final(record.status, record.reason):
-            return Claim(ClaimOutcome.FINISHED, record, resume=False)
-        live = record.lease_expires_at is not None and record.lease_expires_at > now
-        if record.status == ExecutionStatus.IN_PROGRESS and live and record.lease_owner != owner:
-            return Claim(ClaimOutcome.LEASE_HELD, record, resume=False)
-        restart = record.status in _RESTART or record.status == ExecutionStatus.NO_RECOMMENDATION
-        attempt = record.attempt + 1 if restart else record.attempt
-        db.execute(
-            "UPDATE executions SET status = ?, reason = NULL, attempt = ?, lease_owner = ?, "
-            "lease_expires_at = ?, updated_at = ? WHERE execution_id = ?",
-            (ExecutionStatus.IN_PROGRESS.value, attempt, owner, expires, now, execution_id),
-        )
-        return Claim(ClaimOutcome.CLAIMED, self._require(db, execution_id), resume=not restart)
-
-    def finish(self, execution_id: str, owner: str, result: ExecutionResult, now: float) -> bool:
-        """Store the result if this owner still holds the execution and no final result exists."""
+    def finish(self, execution_id: str, lease: Lease, result: ExecutionResult, now: float) -> bool:
+        """Store the result and free the lease, if the lease is still this holder's."""
         with self._connect() as db:
             cursor = db.execute(
-                "UPDATE executions SET status = ?, reason = ?, result_json = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, updated_at = ? WHERE execution_id = ? AND "
-                "lease_owner = ?",
+                "UPDATE executions SET status = ?, reason = ?, result_json = ?, "
+                "result_attempt = attempt, lease_owner = NULL, lease_expires_at = NULL, "
+                f"updated_at = ? WHERE {_FENCE}",
                 (
                     result.status.value,
                     result.reason.value if result.reason else None,
                     result.model_dump_json(),
                     now,
                     execution_id,
-                    owner,
+                    lease.owner,
+                    lease.token,
                 ),
             )
             return cursor.rowcount == 1
 
     def release(
-        self, execution_id: str, owner: str, status: str, reason: str | None, now: float
-    ) -> None:
+        self,
+        execution_id: str,
+        lease: Lease,
+        status: ExecutionStatus,
+        reason: Reason | None,
+        now: float,
+    ) -> bool:
+        """Give the lease up with a non-final status, if it is still this holder's."""
         with self._connect() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE executions SET status = ?, reason = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = ? "
-                "WHERE execution_id = ? AND lease_owner = ?",
-                (status, reason, now, execution_id, owner),
+                f"lease_expires_at = NULL, updated_at = ? WHERE {_FENCE}",
+                (
+                    status.value,
+                    reason.value if reason else None,
+                    now,
+                    execution_id,
+                    lease.owner,
+                    lease.token,
+                ),
             )
+            return cursor.rowcount == 1
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         with self._connect() as db:
@@ -167,6 +178,63 @@ class SqliteExecutionStore:
         return record
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE executions ADD COLUMN {name} {definition}")
+
+
+def _insert(
+    db: sqlite3.Connection,
+    execution_id: str,
+    incident_id: str,
+    lease: Lease,
+    bundle: str | None,
+    now: float,
+) -> None:
+    db.execute(
+        f"INSERT INTO executions ({_COLUMNS}) "
+        "VALUES (?, ?, ?, NULL, 1, ?, ?, NULL, ?, ?, ?, NULL, ?)",
+        (
+            execution_id,
+            incident_id,
+            ExecutionStatus.IN_PROGRESS.value,
+            lease.owner,
+            lease.expires_at,
+            now,
+            now,
+            lease.token,
+            bundle,
+        ),
+    )
+
+
+def _update(
+    db: sqlite3.Connection,
+    execution_id: str,
+    plan: ClaimPlan,
+    lease: Lease,
+    bundle: str | None,
+    now: float,
+) -> None:
+    db.execute(
+        "UPDATE executions SET status = ?, reason = NULL, attempt = ?, lease_owner = ?, "
+        "lease_expires_at = ?, fencing_token = ?, bundle = COALESCE(?, bundle), updated_at = ? "
+        "WHERE execution_id = ?",
+        (
+            ExecutionStatus.IN_PROGRESS.value,
+            plan.attempt,
+            lease.owner,
+            lease.expires_at,
+            lease.token,
+            bundle,
+            now,
+            execution_id,
+        ),
+    )
+
+
 def _record(row: tuple[object, ...]) -> ExecutionRecord:
     (
         execution_id,
@@ -179,6 +247,9 @@ def _record(row: tuple[object, ...]) -> ExecutionRecord:
         result_json,
         created,
         updated,
+        token,
+        result_attempt,
+        bundle,
     ) = row
     result = (
         ExecutionResult.model_validate_json(str(result_json)) if result_json is not None else None
@@ -194,4 +265,7 @@ def _record(row: tuple[object, ...]) -> ExecutionRecord:
         result=result,
         created_at=float(str(created)),
         updated_at=float(str(updated)),
+        fencing_token=int(str(token)),
+        result_attempt=None if result_attempt is None else int(str(result_attempt)),
+        bundle=None if bundle is None else str(bundle),
     )

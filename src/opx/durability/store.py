@@ -1,4 +1,5 @@
-"""The execution store interface: one record per execution, with a lease and its final result."""
+"""The execution store interface: one record per execution, with its attempt, a fenced lease and
+its final result, plus the pure rule that decides what a delivery of the event does."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from opx.domain.result import ExecutionResult
+from opx.domain.result import ExecutionResult, ExecutionStatus, Reason, is_final
 
 
 class StoreUnavailable(Exception):
@@ -17,6 +18,18 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "CLAIMED"  # the caller holds the lease and must run (or resume) the attempt
     FINISHED = "FINISHED"  # a final result is stored; return it
     LEASE_HELD = "LEASE_HELD"  # someone else is running it right now
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to run an attempt until ``expires_at`` (the holder's own deadline).
+
+    ``token`` is the fencing token: it grows on every claim of the execution, so a holder whose
+    lease was taken over can no longer write (its token is stale)."""
+
+    owner: str
+    expires_at: float
+    token: int
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,20 @@ class ExecutionRecord:
     result: ExecutionResult | None
     created_at: float
     updated_at: float
+    fencing_token: int = 0
+    # The attempt that wrote ``result`` (a later attempt may be running while an earlier result
+    # is still shown).
+    result_attempt: int | None = None
+    # Where the telemetry came from when it was a bundle directory, so a re-run can find it.
+    bundle: str | None = None
+
+    def holds_live_lease(self, now: float) -> bool:
+        return (
+            self.status == ExecutionStatus.IN_PROGRESS
+            and self.lease_owner is not None
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > now
+        )
 
 
 @dataclass(frozen=True)
@@ -39,19 +66,77 @@ class Claim:
     record: ExecutionRecord
     resume: bool  # True when the attempt was started before and may have checkpoints
 
+    @property
+    def lease(self) -> Lease:
+        """The lease this claim granted; only a CLAIMED outcome has one."""
+        record = self.record
+        if self.outcome is not ClaimOutcome.CLAIMED or record.lease_owner is None:
+            raise ValueError(f"a {self.outcome} claim holds no lease")
+        return Lease(record.lease_owner, record.lease_expires_at or 0.0, record.fencing_token)
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """What a delivery does: the outcome, and for a claim the attempt to run and whether it
+    resumes from that attempt's checkpoints."""
+
+    outcome: ClaimOutcome
+    attempt: int
+    resume: bool
+
+
+def plan_claim(
+    record: ExecutionRecord | None, owner: str, now: float, force: bool = False
+) -> ClaimPlan:
+    """The delivery rule, by the stored record (pure; every store implementation applies it).
+
+    none → attempt 1; a live lease of another worker → LEASE_HELD; a final result → FINISHED
+    (unless ``force``); an expired lease or INCOMPLETE → resume the same attempt; anything else
+    (FAILED, all core agents failed) or ``force`` → the next attempt."""
+    if record is None:
+        return ClaimPlan(ClaimOutcome.CLAIMED, 1, resume=False)
+    if record.holds_live_lease(now) and record.lease_owner != owner:
+        return ClaimPlan(ClaimOutcome.LEASE_HELD, record.attempt, resume=False)
+    if force:
+        return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt + 1, resume=False)
+    if is_final(record.status, record.reason):
+        return ClaimPlan(ClaimOutcome.FINISHED, record.attempt, resume=False)
+    if record.status in (ExecutionStatus.IN_PROGRESS, ExecutionStatus.INCOMPLETE):
+        return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt, resume=True)
+    return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt + 1, resume=False)
+
 
 class ExecutionStore(Protocol):
+    """Executions by id. ``claim`` must read, decide (with :func:`plan_claim`) and write
+    atomically: inside a transaction, or as a conditional write that fails when the record's
+    fencing token changed since it was read (or, for a new record, when one appeared).
+    ``finish`` and ``release`` write only while the record still carries the lease's owner and
+    token, and say whether they did."""
+
     def claim(
-        self, execution_id: str, incident_id: str, owner: str, lease_s: float, now: float
+        self,
+        execution_id: str,
+        incident_id: str,
+        owner: str,
+        *,
+        now: float,
+        expires_at: float,
+        force: bool = False,
+        bundle: str | None = None,
     ) -> Claim: ...
 
     def finish(
-        self, execution_id: str, owner: str, result: ExecutionResult, now: float
+        self, execution_id: str, lease: Lease, result: ExecutionResult, now: float
     ) -> bool: ...
 
     def release(
-        self, execution_id: str, owner: str, status: str, reason: str | None, now: float
-    ) -> None: ...
+        self,
+        execution_id: str,
+        lease: Lease,
+        status: ExecutionStatus,
+        reason: Reason | None,
+        now: float,
+    ) -> bool: ...
 
     def get(self, execution_id: str) -> ExecutionRecord | None: ...
 
