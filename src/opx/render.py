@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -18,80 +19,105 @@ _CELL = 120
 
 
 def result_view(result: ExecutionResult) -> Group:
-    parts: list[Text | Table] = [_headline(result)]
-    if result.consensus is not None:
-        parts.append(
-            Text(
-                f"Agreement: {result.consensus.agreement_level:.0%}   "
-                f"Data completeness: {result.consensus.quality.data_completeness:.0%}"
-            )
-        )
+    """The analysis as an on-call engineer reads it: verdict first, then why, then who said what."""
+    parts: list[RenderableType] = [_headline(result)]
+    if result.consensus is not None and result.consensus.candidates:
         parts.append(_candidates(result))
     if result.recommendation is not None and result.recommendation.actions:
-        parts.append(
-            Text("Suggested next steps (advice for a human; nothing was changed):", style="bold")
-        )
+        parts.append(_section("Suggested next steps (advice for a human; nothing was changed)"))
         for i, action in enumerate(result.recommendation.actions, 1):
-            parts.append(
-                Text(f"  {i}. [{action.type.value}, risk {action.risk.value}] {action.description}")
-            )
+            tag = f"[{action.type.value}, risk {action.risk.value}] "
+            parts.append(_indented(f"{i}. {tag}{action.description}", 2, hang=len(f"{i}. ")))
     if result.hypotheses:
         parts.append(_agents(result.hypotheses))
     if result.cost is not None:
-        c = result.cost
-        flag = " (some model prices unknown)" if c.cost_unknown else ""
-        parts.append(
-            Text(
-                f"Cost: ${c.total_usd:.4f} of ${c.budget_usd:.2f} budget "
-                f"({c.input_tokens} in / {c.output_tokens} out tokens){flag}"
-            )
-        )
+        parts.append(_cost(result))
     parts.append(Text(f"Execution: {result.execution_id}", style="dim"))
     return Group(*parts)
 
 
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", style="bold")
+
+
+def _indented(text: str, indent: int, *, hang: int = 0, style: str = "") -> Padding:
+    """Wrapped text whose continuation lines line up under the first line's text."""
+    body = Text(text, style=style)
+    return (
+        Padding(body, (0, 0, 0, indent))
+        if not hang
+        else Padding(_hanging(body, hang), (0, 0, 0, indent))
+    )
+
+
+def _hanging(body: Text, hang: int) -> Table:
+    grid = Table.grid()
+    grid.add_column(width=hang, no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row(body[:hang], body[hang:])
+    return grid
+
+
 def _headline(result: ExecutionResult) -> Text:
     reason = f" ({result.reason.value})" if result.reason else ""
-    status = Text(f"Status: {result.status.value}{reason}\n", style="bold")
-    rec = result.recommendation
+    head = Text(f"Status: {result.status.value}{reason}\n", style="bold")
+    rec, consensus = result.recommendation, result.consensus
     if rec is not None:
         component = f" / {rec.root_cause.component}" if rec.root_cause.component else ""
-        status.append(
+        head.append(
             f"Root cause: {rec.root_cause.service}{component} [{rec.root_cause.category}]\n",
             style="bold green",
         )
-        status.append(f"Confidence: {rec.confidence:.2f}\n")
-        status.append(f"Summary: {rec.summary}")
-    elif result.consensus is not None:
-        status.append(
+    elif consensus is not None:
+        head.append(
             "Root cause: none named with enough confidence "
-            f"(confidence {result.consensus.confidence:.2f} < threshold "
-            f"{result.consensus.threshold:.2f})",
+            f"(best {consensus.confidence:.2f} < threshold {consensus.threshold:.2f})\n",
             style="yellow",
         )
-    return status
-
-
-def _candidates(result: ExecutionResult) -> Table:
-    table = Table(title="Candidates", title_justify="left")
-    for column in ("#", "service", "component", "score", "supported by"):
-        table.add_column(column, overflow="fold")
-    assert result.consensus is not None
-    for i, c in enumerate(result.consensus.candidates[:5], 1):
-        table.add_row(
-            str(i), c.service, c.component or "", f"{c.score:.2f}", ", ".join(c.supporting_agents)
+    if consensus is not None:
+        head.append(
+            f"Confidence: {consensus.confidence:.2f}   Agreement: {consensus.agreement_level:.0%}"
+            f"   Data completeness: {consensus.quality.data_completeness:.0%}\n"
         )
-    return table
+        head.append(f"Summary: {consensus.summary}")
+    return head
 
 
-def _agents(hypotheses: dict[str, Hypothesis]) -> Table:
-    table = Table(title="Agents", title_justify="left")
-    for column in ("agent", "status", "root cause", "confidence", "view"):
-        table.add_column(column, overflow="fold")
+def _candidates(result: ExecutionResult) -> Group:
+    assert result.consensus is not None
+    rows: list[RenderableType] = [_section("Candidates (ranked)")]
+    # Candidates with no measurable support add noise to a terminal; --json lists them all.
+    shown = [c for i, c in enumerate(result.consensus.candidates) if i == 0 or c.score >= 0.005]
+    for i, c in enumerate(shown[:5], 1):
+        component = f" / {c.component}" if c.component else ""
+        backers = ", ".join(c.supporting_agents)
+        line = f"{i}. {c.service}{component}  score {c.score:.2f}  (backed by {backers})"
+        rows.append(_indented(line, 2, hang=len(f"{i}. ")))
+    return Group(*rows)
+
+
+def _agents(hypotheses: dict[str, Hypothesis]) -> Group:
+    rows: list[RenderableType] = [_section("Agents")]
     for agent_id, h in sorted(hypotheses.items()):
-        cause = h.root_cause.service if h.root_cause else "-"
-        table.add_row(agent_id, h.status.value, cause, f"{h.confidence:.2f}", h.description[:160])
-    return table
+        cause = h.root_cause.service if h.root_cause else "no root cause"
+        rows.append(_indented(f"{agent_id}: {h.status.value}, {h.confidence:.2f} → {cause}", 2))
+        if h.description:
+            rows.append(_indented(_clip(h.description, 300), 6, style="dim"))
+    return Group(*rows)
+
+
+def _cost(result: ExecutionResult) -> Text:
+    assert result.cost is not None
+    c = result.cost
+    flag = " (some model prices unknown)" if c.cost_unknown else ""
+    return Text(
+        f"\nCost: ${c.total_usd:.4f} of ${c.budget_usd:.2f} budget "
+        f"({c.input_tokens} in / {c.output_tokens} out tokens; pricing {c.pricing_version}){flag}"
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def executions_table(records: list[ExecutionRecord]) -> Table:
