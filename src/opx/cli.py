@@ -40,6 +40,7 @@ from opx.runtime.replay import (
     run_in_replay_loop,
 )
 from opx.runtime.wiring import make_deps, open_runtime, open_store, open_tools
+from opx.snapshot import snapshot_command
 from opx.tools.bundle import BundleError
 
 EXIT_OK, EXIT_DIFFERS, EXIT_REJECTED, EXIT_INFRA = 0, 1, 2, 3
@@ -56,6 +57,7 @@ app = typer.Typer(
 executions_app = typer.Typer(help="Inspect stored executions.", no_args_is_help=True)
 app.add_typer(executions_app, name="executions")
 app.add_typer(eval_app, name="eval")
+app.command("snapshot")(snapshot_command)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,2 @@
+"""Safety guards around AWS data: redaction of personal data and secrets in free text, and
+read-only enforcement on every AWS client OPX creates."""
