@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +339,22 @@ def test_knowledge_document_parsing() -> None:
 def test_bad_knowledge_headers(text: str, message: str) -> None:
     with pytest.raises(DataFileError, match=message):
         parse_knowledge(text, "doc.md")
+
+
+def test_sources_a_snapshot_missed_stay_unavailable(tmp_path: Path) -> None:
+    manifest = {"format": "opx-bundle/v1", "name": "snap",
+                "missing_sources": {"logs": "AccessDenied on FilterLogEvents"}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    tools = load_bundle(tmp_path)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    result = tools.search_logs(start, start + timedelta(hours=1))
+    assert result.status == "FAILED"
+    assert result.error is not None and "AccessDenied" in result.error.message
+    assert tools.get_metrics(start, start + timedelta(hours=1)).status == "SUCCESS"
+
+
+def test_unknown_missing_source_is_rejected(tmp_path: Path) -> None:
+    manifest = {"format": "opx-bundle/v1", "name": "snap", "missing_sources": {"dns": "x"}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="unknown source"):
+        load_bundle(tmp_path)

@@ -51,6 +51,8 @@ class Manifest:
     name: str
     description: str = ""
     metric_directions: dict[str, str] = field(default_factory=dict)
+    # Sources a snapshot could not read: offline they must stay "unavailable", not "no data".
+    missing_sources: dict[str, str] = field(default_factory=dict)
 
 
 def load_bundle(path: Path) -> InMemoryTools:
@@ -60,8 +62,13 @@ def load_bundle(path: Path) -> InMemoryTools:
         raise BundleError(f"{path}: bundle directory not found")
     manifest = read_manifest(path / "manifest.json")
     loaded: dict[Source, Any] = {}
-    unavailable: dict[Source, str] = {}
+    unavailable: dict[Source, str] = {
+        Source(name): f"not captured when the bundle was made: {reason}"
+        for name, reason in manifest.missing_sources.items()
+    }
     for source, loader in _LOADERS.items():
+        if source in unavailable:
+            continue
         try:
             loaded[source] = loader(path)
         except DataFileError as exc:
@@ -102,7 +109,25 @@ def read_manifest(path: Path) -> Manifest:
         raise BundleError(f"{path}: name must be a non-empty string")
     if not isinstance(description, str):
         raise BundleError(f"{path}: description must be a string")
-    return Manifest(name, description, _directions(path, raw.get("metric_directions", {})))
+    return Manifest(
+        name,
+        description,
+        _directions(path, raw.get("metric_directions", {})),
+        _missing(path, raw.get("missing_sources", {})),
+    )
+
+
+def _missing(path: Path, raw: object) -> dict[str, str]:
+    known = {source.value for source in Source}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise BundleError(f"{path}: missing_sources must map source names to reasons")
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise BundleError(
+            f"{path}: missing_sources names unknown source(s) {', '.join(unknown)}; "
+            f"expected some of {', '.join(sorted(known))}"
+        )
+    return dict(sorted(raw.items()))
 
 
 def _directions(path: Path, raw: object) -> dict[str, str]:
