@@ -66,18 +66,25 @@ class System:
         window_points: int = WINDOW_POINTS,
         baseline_values: list[float] | None = None,
         step: timedelta = STEP,
+        unit: str = "None",
+        window_shifts: list[float] | None = None,
     ) -> None:
-        """A noisy series; the window is the same noise moved by ``shift`` (or given values),
-        the baseline the unshifted noise (or given values), one point per ``step``."""
+        """A noisy series; the window is the same noise moved by ``shift`` (or point by point by
+        ``window_shifts``, or given values), the baseline the unshifted noise (or given values),
+        one point per ``step``."""
         self.seed += 1
         base = baseline_values or noise(self.seed, baseline_points, level, spread)
         self.seed += 1
         if window_values is None:
-            window_values = [v + shift for v in noise(self.seed, window_points, level, spread)]
+            shifts = window_shifts or [shift] * window_points
+            window_values = [
+                v + d
+                for v, d in zip(noise(self.seed, len(shifts), level, spread), shifts, strict=True)
+            ]
         start = WINDOW_START - len(base) * step
         values = tuple(base + window_values)
         times = stamps(len(values), start, step)
-        self.series.append(MetricSeries(service, metric, stat, "None", times, values))
+        self.series.append(MetricSeries(service, metric, stat, unit, times, values))
 
     def healthy_metrics(self, service: str) -> None:
         self.metric(service, "Latency", level=100.0, spread=5.0)
@@ -133,19 +140,32 @@ class System:
         )
 
 
-def incident(service: str, severity: Severity = Severity.SEV2) -> Incident:
+def incident(
+    service: str, severity: Severity = Severity.SEV2, alarm: str | None = None
+) -> Incident:
+    """An incident on ``service``; ``alarm`` names the alarm's series as "service|metric|stat"."""
+    detections = [] if alarm is None else [{"detection_id": "det-test", "metric": alarm}]
     return Incident(
         incident_id="inc-test",
         service=service,
         severity=severity,
         window_start=WINDOW_START,
         window_end=WINDOW_START + WINDOW,
-        evidence_bundle=EvidenceBundle(evidence_id="ev-test"),
+        evidence_bundle=EvidenceBundle(evidence_id="ev-test", detections=detections),
     )
 
 
-def context(tools: InMemoryTools, service: str) -> AgentContext:
-    return AgentContext(incident=incident(service), tools=tools)
+def context(tools: InMemoryTools, service: str, alarm: str | None = None) -> AgentContext:
+    return AgentContext(incident=incident(service, alarm=alarm), tools=tools)
+
+
+# An alarm that fires in the middle of the window: quiet, quiet, bad, bad, bad, quiet.
+MIDDLE = (0.0, 0.0, 1.0, 1.0, 1.0, 0.0)
+
+
+def bump(size: float, profile: tuple[float, ...] = MIDDLE) -> list[float]:
+    """Per-point window shifts: ``size`` where ``profile`` is 1, nothing where it is 0."""
+    return [size * weight for weight in profile]
 
 
 CHAIN = ["front", "orders", "pricing", "inventory", "store"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,16 +16,23 @@ from opx.agents.local.anomaly import (
     SPARSE_COUNT,
     Z_CAP,
     Z_THRESHOLD,
+    AlarmProfile,
+    SeriesScore,
+    alarm_profile,
     count_baseline,
     count_z,
     default_direction,
     directional_z,
     finite,
+    impact,
     is_count_series,
     merge_series,
+    parse_time,
     persistence_rank,
     resolve_direction,
     robust_baseline,
+    score_anchored_count,
+    score_anchored_window,
     score_count_window,
     score_series,
     score_window,
@@ -339,3 +347,173 @@ def _median_of(values: Sequence[float]) -> float:
     baseline = robust_baseline(values)
     assert baseline is not None
     return baseline.median
+
+
+# -- the alarm as anchor -------------------------------------------------------------------------
+
+_STAMPS = [f"2026-03-01T12:{minute:02d}:00Z" for minute in range(0, 30, 5)]
+
+
+def _times(stamps: Sequence[str]) -> list[datetime | None]:
+    return [parse_time(s) for s in stamps]
+
+
+def _middle_alarm() -> AlarmProfile:
+    """An alarm series that is bad at the third and fourth of six 5-minute points."""
+    base = noise(1, 60, 100.0, 5.0)
+    profile = alarm_profile(
+        "front|Latency|Average", base, _STAMPS, [100.0, 101.0, 190.0, 200.0, 99.0, 98.0], "up"
+    )
+    assert profile is not None
+    return profile
+
+
+def test_the_alarm_profile_marks_the_points_where_the_alarm_was_bad() -> None:
+    profile = _middle_alarm()
+    assert profile.active == (False, False, True, True, False, False)
+    assert profile.peak >= Z_THRESHOLD
+    # A point of another resolution belongs to the alarm period that holds it.
+    assert profile.state(parse_time("2026-03-01T12:12:00Z")) is True
+    assert profile.state(parse_time("2026-03-01T12:04:59Z")) is False
+    assert profile.state(parse_time("2026-03-01T11:59:00Z")) is None
+    assert profile.state(parse_time("2026-03-01T12:30:00Z")) is None
+    assert profile.state(None) is None
+
+
+def test_an_alarm_series_that_never_moved_gives_no_profile() -> None:
+    base = [100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 100.0]
+    assert alarm_profile("a", base, _STAMPS, [100.0] * 6, "up") is None
+    assert alarm_profile("a", base, _STAMPS, [300.0] * 6, "down") is None
+    assert alarm_profile("a", [1.0], _STAMPS, [300.0] * 6, "up") is None
+
+
+def test_a_weak_alarm_is_active_where_it_was_at_least_half_its_peak() -> None:
+    base = noise(3, 200, 100.0, 5.0)
+    profile = alarm_profile("a", base, _STAMPS, [100.0, 104.0, 112.0, 100.0, 109.0, 100.0], "up")
+    assert profile is not None and profile.peak < Z_THRESHOLD
+    assert profile.active == (False, False, True, False, True, False)
+
+
+def test_anchored_levels_ignore_what_was_already_bad_while_the_alarm_was_quiet() -> None:
+    anchor = _middle_alarm()
+    baseline = robust_baseline(noise(2, 60, 50.0, 2.0))
+    assert baseline is not None
+    times = _times(_STAMPS)
+    drifted = score_anchored_window(baseline, [85.0] * 6, times, "up", anchor)
+    coincident = score_anchored_window(
+        baseline, [50.0, 51.0, 80.0, 82.0, 50.0, 49.0], times, "up", anchor
+    )
+    blip = score_anchored_window(
+        baseline, [50.0, 51.0, 90.0, 50.0, 50.0, 49.0], times, "up", anchor
+    )
+    assert drifted is not None and coincident is not None and blip is not None
+    assert drifted.anchored and drifted.quiet == 85.0
+    assert drifted.z == 0.0  # as bad while the alarm was quiet: it explains nothing
+    assert coincident.z >= 3 * Z_THRESHOLD
+    assert coincident.extreme == 82.0 and coincident.extreme_index == 3
+    assert blip.z < Z_THRESHOLD  # one point is no sustained fault, even when it coincides
+    # Without the anchor the drifted series is the most anomalous of the three.
+    unanchored = score_window(baseline, [85.0] * 6, "up")
+    assert unanchored is not None and unanchored.z > coincident.z
+
+
+def test_anchored_counts_compare_the_active_points_with_the_quiet_ones() -> None:
+    anchor = _middle_alarm()
+    reference = count_baseline([0, 1, 0, 2, 0, 1, 0, 0, 1, 0] * 6)
+    assert reference is not None
+    times = _times(_STAMPS)
+    steady = score_anchored_count(reference, [20, 22, 21, 20, 19, 21], times, "up", anchor)
+    surge = score_anchored_count(reference, [1, 0, 30, 25, 1, 0], times, "up", anchor)
+    assert steady is not None and surge is not None
+    assert steady.z < Z_THRESHOLD
+    assert surge.z >= Z_THRESHOLD and surge.anchored
+    assert score_count_window(reference, [20, 22, 21, 20, 19, 21], "up") is not None
+
+
+def test_a_series_without_points_while_the_alarm_was_active_scores_zero() -> None:
+    anchor = _middle_alarm()
+    baseline = robust_baseline(noise(2, 60, 50.0, 2.0))
+    assert baseline is not None
+    scored = score_anchored_window(
+        baseline, [90.0, 95.0, None, None, None, None], _times(_STAMPS), "up", anchor
+    )
+    assert scored is not None and scored.z == 0.0
+
+
+def test_persistence_counts_the_periods_the_service_has_not_the_points_a_series_has() -> None:
+    stamps = _STAMPS
+    base_stamps = [f"2026-03-01T{h:02d}:{m:02d}:00Z" for h in range(6, 12) for m in range(0, 60, 5)]
+
+    def series(
+        metric: str, stat: str, base: list[Any], window: list[Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        head = {"id": f"idle|{metric}|{stat}", "service": "idle", "metric": metric, "stat": stat}
+        return (
+            {**head, "timestamps": base_stamps, "values": base},
+            {**head, "timestamps": stamps, "values": window},
+        )
+
+    base_latency = noise(4, len(base_stamps), 10.0, 1.0)
+    lat_base, lat_win = series(
+        "Latency", "Average", base_latency, [None, None, None, 60.0, None, None]
+    )
+    req_base, req_win = series(
+        "Requests", "Sum", [0.0, 1.0] * (len(base_stamps) // 2), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    )
+    scored = {s.metric: s for s in score_series([lat_base, req_base], [lat_win, req_win], {})}
+    # One request in six periods: its latency shows no sustained fault however slow it was.
+    assert scored["Latency"].z == 0.0
+    alone = score_series([lat_base], [lat_win], {})
+    assert alone[0].z >= Z_THRESHOLD  # a service with a single period left is judged on it
+
+
+# -- impact in absolute units ------------------------------------------------------------------
+
+
+def _measure(
+    metric: str, stat: str, unit: str, median_value: float, values: Sequence[float]
+) -> SeriesScore:
+    return SeriesScore(
+        series_id=f"svc|{metric}|{stat}",
+        service="svc",
+        metric=metric,
+        stat=stat,
+        direction="up",
+        z=10.0,
+        strength=strength(10.0),
+        baseline_median=median_value,
+        baseline_scale=1.0,
+        baseline_points=100,
+        window_points=len(values),
+        window_extreme=max(values),
+        extreme_at=None,
+        unit=unit,
+        points=tuple(zip(_STAMPS, values, strict=False)),
+    )
+
+
+def test_impact_is_in_request_seconds_failed_requests_or_extra_events() -> None:
+    requests = dict.fromkeys(_STAMPS[:2], 10.0)
+    latency = _measure("latency", "Average", "Milliseconds", 100.0, [300.0, 100.0])
+    assert impact(latency, "latency", requests) == pytest.approx(10 * 0.2)
+    seconds = _measure("latency", "Average", "Seconds", 0.1, [0.3, 0.1])
+    assert impact(seconds, "latency", requests) == pytest.approx(
+        impact(latency, "latency", requests) or 0.0
+    )
+    availability = _measure("availability", "Average", "Percent", 100.0, [90.0, 95.0])
+    assert impact(availability, "failure_rate", requests) == pytest.approx(1.0 + 0.5)
+    share = _measure("success", "Average", "", 1.0, [0.9, 0.95])
+    assert impact(share, "failure_rate", requests) == pytest.approx(1.0 + 0.5)
+    errors = _measure("errors", "Sum", "Count", 2.0, [12.0, 7.0])
+    assert impact(errors, "failure_count") == pytest.approx(15.0)
+    assert impact(latency, "latency", None) is None
+    assert impact(latency, "latency", {"elsewhen": 3.0}) is None
+
+
+def test_anchored_impact_counts_the_active_points_less_what_was_already_there() -> None:
+    anchor = _middle_alarm()
+    requests = dict.fromkeys(_STAMPS, 10.0)
+    steady = _measure("latency", "Average", "Seconds", 0.1, [0.3] * 6)
+    coincident = _measure("latency", "Average", "Seconds", 0.1, [0.1, 0.1, 0.3, 0.4, 0.1, 0.1])
+    assert impact(steady, "latency", requests, anchor) == pytest.approx(0.0)
+    assert impact(coincident, "latency", requests, anchor) == pytest.approx(10 * (0.2 + 0.3))

@@ -13,7 +13,7 @@ from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import Hypothesis, HypothesisStatus, RecommendationType
 from opx.tools.memory import Source
 
-from .builders_signal import WINDOW_POINTS, System, chain_system, context
+from .builders_signal import WINDOW_POINTS, System, bump, chain_system, context
 
 
 def analyze(system: System, service: str = "front", **kwargs: Any) -> Hypothesis:
@@ -155,3 +155,32 @@ def test_a_traffic_only_change_is_affected_but_never_the_origin() -> None:
     assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "api"
     assert hypothesis.findings["traffic_only_services"] == ["db"]
     assert "db" in hypothesis.findings["blast_radius"]["affected_services"]
+
+
+def test_an_origin_must_account_for_most_of_the_alarms_impact() -> None:
+    # front calls a busy service and a nearly idle leaf; both fail while front does. The idle
+    # leaf fails far more in relative terms but accounts for few of front's failed requests.
+    system = System(edges=[("front", "service"), ("front", "idle")])
+    system.metric("front", "Requests", level=500.0, spread=5.0, stat="Sum")
+    system.metric("front", "Availability", level=100.0, spread=0.05, window_shifts=bump(-5.0))
+    system.metric("service", "Requests", level=1000.0, spread=10.0, stat="Sum")
+    system.metric("service", "Availability", level=100.0, spread=0.05, window_shifts=bump(-3.0))
+    system.metric("idle", "Requests", level=5.0, spread=0.5, stat="Sum")
+    system.metric("idle", "Availability", level=100.0, spread=0.05, window_shifts=bump(-60.0))
+    hypothesis = RiskAnalyst().analyze(
+        context(system.tools(), "front", alarm="front|Availability|Average")
+    )
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "service"
+    assert hypothesis.findings["blast_radius"]["origin"] == "service"
+    assert "idle" in hypothesis.findings["anomalous_services"]
+    assert "idle" not in {a.service for a in hypothesis.alternatives}
+
+
+def test_coverage_decides_which_anomalous_leaves_can_be_origins() -> None:
+    graph = Topology.from_edges([], [("front", "a"), ("front", "b")])
+    anomalous = {"a": 0.99, "b": 0.9}
+    assert blast_radius(graph, "front", anomalous).ends == ("a", "b")
+    covered = blast_radius(graph, "front", anomalous, coverage={"a": 0.2, "b": 1.0})
+    assert covered.ends == ("b",)
+    # Both can be origins; they rank by anomaly x coverage (0.99 x 0.6 < 0.9 x 1).
+    assert blast_radius(graph, "front", anomalous, coverage={"a": 0.6}).ends == ("b", "a")

@@ -9,15 +9,23 @@ from typing import Any
 import pytest
 
 from opx.agents.base import Analyst
+from opx.agents.local.anomaly import merge_series
 from opx.agents.local.risk import RiskAnalyst
-from opx.agents.local.signal import SignalAnalyst, metric_family
+from opx.agents.local.signal import (
+    AlarmRef,
+    SignalAnalyst,
+    anchor_profile,
+    incident_alarm,
+    metric_family,
+)
 from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import Hypothesis, HypothesisStatus, RecommendationType
+from opx.domain.incident import EvidenceBundle, Incident, Severity
 from opx.domain.tool_result import ToolResult, ToolStatus
 from opx.tools.memory import Source
 from opx.tools.records import LogLevel
 
-from .builders_signal import System, chain_system, context, noise
+from .builders_signal import WINDOW_START, System, bump, chain_system, context, noise
 
 
 def analyze(system: System, service: str = "front", **kwargs: Any) -> Hypothesis:
@@ -32,13 +40,17 @@ def test_the_deepest_faulty_node_of_a_chain_is_the_root_cause() -> None:
     assert hypothesis.root_cause.category == "LATENCY"
     assert hypothesis.root_cause.component is None
     assert hypothesis.confidence >= 0.6
-    assert [a.service for a in hypothesis.alternatives] == ["front", "orders", "inventory",
-                                                            "pricing"]
+    # store's extra request-seconds account for each caller's: every caller is a symptom, and
+    # among equally explained symptoms the one nearer the origin comes first.
+    assert [a.service for a in hypothesis.alternatives] == ["inventory", "pricing", "orders",
+                                                            "front"]
     assert all(a.confidence < hypothesis.confidence for a in hypothesis.alternatives)
     metric_evidence = [e for e in hypothesis.evidence if e.tool == "get_metrics"]
+    # The store's own anomalous series, and the alarm series the analysis was anchored on.
     assert {r for e in metric_evidence for r in e.record_ids} == {
-        "store|Latency|Average", "store|Errors|Sum"
+        "store|Latency|Average", "store|Errors|Sum", "front|Latency|Average"
     }
+    assert hypothesis.findings["alarm"]["series"] == "front|Latency|Average"
     ranking = hypothesis.findings["ranking"]
     assert ranking[0]["service"] == "store" and ranking[0]["explained_by"] is None
     assert all(r["explained_by"] is not None for r in ranking[1:])
@@ -377,3 +389,170 @@ def test_a_sustained_error_surge_on_a_sparse_count_is_found() -> None:
     assert hypothesis.root_cause.service == "queue"
     assert hypothesis.root_cause.category == "ERRORS"
     assert "expected at the baseline rate" in hypothesis.description
+
+
+# -- the alarm as anchor, and the impact it must be explained by ---------------------------------
+
+
+def _alarmed(system: System, alarm: str, service: str = "front") -> Hypothesis:
+    return SignalAnalyst().analyze(context(system.tools(), service, alarm=alarm))
+
+
+def test_a_condition_that_was_already_there_is_not_the_cause_of_the_alarm() -> None:
+    system = System(edges=[("front", "drifted"), ("front", "cause")])
+    system.metric("front", "Latency", window_shifts=bump(60.0))
+    # drifted is far off its baseline all window long, also while front was fine.
+    system.metric("drifted", "Latency", shift=400.0)
+    system.metric("cause", "Latency", window_shifts=bump(150.0))
+    hypothesis = _alarmed(system, "front|Latency|Average")
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "cause"
+    assert hypothesis.findings["alarm"]["anchored"] is True
+    assert hypothesis.findings["alarm"]["active_points"] == 3
+    anomalous = {a["service"] for a in hypothesis.findings["anomalies"]}
+    assert "drifted" not in anomalous
+    # Without an alarm that moved, the drift would be the strongest anomaly.
+    flat = System(edges=[("front", "drifted"), ("front", "cause")])
+    flat.metric("front", "Latency", window_values=[99.0] * 6)
+    flat.metric("drifted", "Latency", shift=400.0)
+    flat.metric("cause", "Latency", window_shifts=bump(150.0))
+    unanchored = _alarmed(flat, "front|Latency|Average")
+    assert unanchored.findings["alarm"]["anchored"] is False
+    assert unanchored.root_cause is not None and unanchored.root_cause.service == "drifted"
+
+
+def _failing_pair(proxy_requests: float) -> System:
+    """front calls a busy service and a nearly idle proxy; both fail while front's availability
+    drops. The proxy fails far more in relative terms, the service far more in requests."""
+    system = System(edges=[("front", "service"), ("front", "proxy")])
+    system.metric("front", "Requests", level=500.0, spread=5.0, stat="Sum")
+    system.metric(
+        "front", "Availability", level=100.0, spread=0.05, unit="Percent", window_shifts=bump(-5.0)
+    )
+    system.metric("service", "Requests", level=1000.0, spread=10.0, stat="Sum")
+    system.metric(
+        "service",
+        "Availability",
+        level=100.0,
+        spread=0.05,
+        unit="Percent",
+        window_shifts=bump(-3.0),
+    )
+    system.metric("proxy", "Requests", level=proxy_requests, spread=0.5, stat="Sum")
+    system.metric(
+        "proxy", "Availability", level=100.0, spread=0.05, unit="Percent", window_shifts=bump(-60.0)
+    )
+    return system
+
+
+def test_the_origin_must_account_for_the_failures_the_alarm_reports() -> None:
+    hypothesis = _alarmed(_failing_pair(proxy_requests=5.0), "front|Availability|Average")
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "service"
+    ranking = {r["service"]: r for r in hypothesis.findings["ranking"]}
+    # 3 % of 1000 requests fail at service, 60 % of 5 at the proxy, 5 % of 500 at front.
+    assert ranking["service"]["coverage"] == 1.0
+    assert ranking["proxy"]["coverage"] == pytest.approx(3.0 / 25.0, abs=0.03)
+    assert ranking["proxy"]["modalities"]["metrics"] > ranking["service"]["modalities"]["metrics"]
+    assert hypothesis.findings["alarm"]["impact_dimension"] == "failures"
+    assert "account for 100% of front's" in hypothesis.description
+    # A busy proxy that carries the failures is a rival again.
+    busy = _alarmed(_failing_pair(proxy_requests=1000.0), "front|Availability|Average")
+    assert busy.root_cause is not None and busy.root_cause.service == "proxy"
+
+
+def test_a_caller_with_far_more_extra_latency_than_its_callee_has_its_own_problem() -> None:
+    system = System(edges=[("front", "api"), ("api", "db")])
+    for service in ("front", "api", "db"):
+        system.metric(service, "Requests", level=500.0, spread=5.0, stat="Sum")
+    system.metric("front", "Latency", window_shifts=bump(300.0), unit="Milliseconds")
+    system.metric("api", "Latency", window_shifts=bump(290.0), unit="Milliseconds")
+    # db slows down too, noticeably but by a twentieth of what api and front lose.
+    system.metric(
+        "db", "Latency", level=10.0, spread=0.5, window_shifts=bump(15.0), unit="Milliseconds"
+    )
+    hypothesis = _alarmed(system, "front|Latency|Average")
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "api"
+    ranking = {r["service"]: r for r in hypothesis.findings["ranking"]}
+    assert ranking["front"]["explained_by"] == "api"
+    assert ranking["db"]["coverage"] < 0.1
+
+
+def test_checks_against_the_alarm_raise_the_confidence_of_a_single_series_origin() -> None:
+    def system(db_counted: bool) -> System:
+        built = System(edges=[("front", "db")])
+        built.metric("front", "Requests", level=500.0, spread=5.0, stat="Sum")
+        built.metric("front", "Latency", window_shifts=bump(100.0))
+        if db_counted:
+            built.metric("db", "Requests", level=500.0, spread=5.0, stat="Sum")
+        built.metric("db", "Latency", window_shifts=bump(300.0))
+        return built
+
+    covering = _alarmed(system(db_counted=True), "front|Latency|Average")
+    uncounted = _alarmed(system(db_counted=False), "front|Latency|Average")
+    for hypothesis in (covering, uncounted):
+        assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "db"
+    # One anomalous series, coinciding with the alarm; only the first shows it accounts for the
+    # alarm's extra request-seconds.
+    assert covering.confidence >= 0.6
+    assert uncounted.confidence < covering.confidence
+    assert "account for 100% of front's" in covering.description
+
+
+def test_the_alarm_alone_confirms_nothing_about_itself() -> None:
+    system = System(edges=[("front", "api")])
+    system.metric("front", "Requests", level=500.0, spread=5.0, stat="Sum")
+    system.metric("front", "Latency", window_shifts=bump(300.0))
+    system.healthy_metrics("api")
+    hypothesis = _alarmed(system, "front|Latency|Average")
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "front"
+    assert hypothesis.confidence < 0.6
+
+
+def test_the_alarm_series_comes_from_the_detection_or_the_alarm_text() -> None:
+    def incident_with(detections: list[dict[str, Any]], title: str | None = None) -> Incident:
+        return Incident(
+            incident_id="i",
+            service="web",
+            severity=Severity.SEV2,
+            window_start=WINDOW_START,
+            window_end=WINDOW_START + timedelta(minutes=30),
+            title=title,
+            evidence_bundle=EvidenceBundle(evidence_id="e", detections=detections),
+        )
+
+    piped = incident_alarm(
+        incident_with([{"metric": "other|errors|Sum"}, {"metric": "web|latency|p99"}])
+    )
+    assert (piped.metric, piped.stat) == ("latency", "p99")
+    fields = incident_alarm(
+        incident_with([{"service": "web", "metric": "availability", "stat": "Average"}])
+    )
+    assert (fields.metric, fields.stat) == ("availability", "Average")
+    named = incident_alarm(incident_with([{"rule_id": "web-availability-low"}]))
+    assert named.metric is None and "web-availability-low" in named.text
+
+
+def test_an_alarm_text_that_mentions_requests_does_not_anchor_on_request_volume() -> None:
+    system = System(edges=[("web", "db")])
+    system.metric("web", "Requests", level=500.0, spread=5.0, stat="Sum",
+                  window_shifts=bump(-300.0))
+    system.metric("web", "Latency", window_shifts=bump(200.0))
+    system.metric("web", "Latency", stat="p99", level=300.0, spread=10.0,
+                  window_shifts=bump(900.0))
+    tools = system.tools()
+    window = (WINDOW_START, WINDOW_START + timedelta(minutes=30))
+    payloads = {
+        name: merge_series(tools.get_metrics(start, end, service="web").data["series"])
+        for name, (start, end) in {
+            "baseline": (WINDOW_START - timedelta(hours=6), WINDOW_START), "window": window,
+        }.items()
+    }
+    mentioned = anchor_profile(AlarmRef("web", text="web requests are slow"),
+                               payloads["baseline"], payloads["window"], {})
+    named = anchor_profile(AlarmRef("web", metric="Latency", stat="p99"),
+                           payloads["baseline"], payloads["window"], {})
+    averaged = anchor_profile(AlarmRef("web", metric="latency"),
+                              payloads["baseline"], payloads["window"], {})
+    assert mentioned is not None and mentioned.series_id.startswith("web|Latency|")
+    assert named is not None and named.series_id == "web|Latency|p99"
+    assert averaged is not None and averaged.series_id == "web|Latency|Average"
+    assert named.active == (False, False, True, True, True, False)

@@ -125,3 +125,27 @@ def test_rank_ties_prefer_more_corroborated_nodes() -> None:
     explained = discount_symptoms(None, {"a": 0.8, "b": 0.8})
     ranked = rank_nodes(explained, {"a": 1, "b": 2}, {"a": 3, "b": 1})
     assert [e.node for e in ranked] == ["a", "b"]
+
+
+def test_a_callee_explains_a_caller_in_proportion_to_the_impact_it_accounts_for() -> None:
+    scores = {"a": 0.9, "b": 0.9, "c": 0.9, "d": 0.95}
+    # c's extra request-seconds are d's; b has four times what c has: most of it is b's own.
+    impacts = {"a": 400.0, "b": 400.0, "c": 100.0, "d": 100.0}
+    explained = discount_symptoms(CHAIN, scores, impacts=impacts)
+    assert explained["c"].explained_by == "d"
+    assert explained["c"].adjusted == pytest.approx(0.9 * (1 - 0.95))
+    assert explained["b"].adjusted == pytest.approx(0.9 * (1 - 0.95 * 0.25))
+    assert explained["a"].explained_by == "b"
+    ranked = rank_nodes(explained, descendants(CHAIN, "a"))
+    assert [e.node for e in ranked[:2]] == ["d", "b"]
+    # Without impacts, distance decides: b would pass for a symptom of c.
+    plain = discount_symptoms(CHAIN, scores)
+    assert plain["b"].adjusted < explained["b"].adjusted
+
+
+def test_unknown_or_non_positive_impacts_fall_back_to_the_distance_rule() -> None:
+    scores = {"a": 0.9, "b": 0.9, "c": 0.9, "d": 0.95}
+    plain = discount_symptoms(CHAIN, scores)
+    partial = discount_symptoms(CHAIN, scores, impacts={"c": 0.0, "d": 50.0})
+    assert partial["c"].adjusted == pytest.approx(plain["c"].adjusted)
+    assert partial["b"].adjusted == pytest.approx(plain["b"].adjusted)

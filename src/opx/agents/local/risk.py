@@ -1,6 +1,13 @@
 """The risk-blast-radius analyst: from the service graph and each service's metric anomaly,
 estimates which services a failure reaches, how it propagates to the incident service, how wide
-the scope is and how many requests it touches, and names the most downstream anomalous service.
+the scope is and how many requests it touches, and names the most downstream anomalous service
+that can account for the alarm.
+
+Anomalies are read as the signal analyst reads them (:func:`read_anchored_scores`): anchored on
+the alarm's series, so a condition that was already there while the alarm was quiet is not an
+anomaly of this incident. A possible origin must account for at least MIN_COVERAGE of the alarm's
+impact in absolute units (extra request-seconds, failed requests), so a nearly idle node that
+failed a lot in relative terms neither becomes the origin nor hides the busy one above it.
 
 Scope is INFRASTRUCTURE when the suspected origin is a shared dependency by graph structure: at
 least SHARED_CALLERS distinct services call it directly, or at least two do and at least
@@ -18,14 +25,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opx.agents.base import AgentContext
-from opx.agents.local.anomaly import SeriesScore, finite
+from opx.agents.local.anomaly import Z_THRESHOLD, SeriesScore, finite
 from opx.agents.local.signal import (
     ANOMALOUS,
     DEFAULT_LOOKBACK,
+    MIN_COVERAGE,
     DataGaps,
+    account,
+    incident_alarm,
     metric_family,
+    read_anchored_scores,
     read_graph,
-    read_metric_scores,
 )
 from opx.agents.local.topology import (
     Topology,
@@ -98,13 +108,22 @@ def blast_radius(
     incident: str,
     anomalous: Mapping[str, float],
     loaded: Collection[str] = (),
+    coverage: Mapping[str, float] | None = None,
 ) -> BlastRadius:
     """The blast radius of the anomalous services as seen from ``incident``; ``loaded``
-    services only saw their traffic change: they are affected but cannot be the origin."""
+    services only saw their traffic change: they are affected but cannot be the origin. Only a
+    service that accounts for at least MIN_COVERAGE of the alarm's impact (``coverage``, 1 where
+    unknown) can be an origin; the origins (the most downstream of those) rank by anomaly x
+    coverage."""
     located = graph is not None and incident in graph
-    ends = tuple(most_downstream(graph, incident, anomalous)) if graph and located else ()
+    shares = coverage or {}
+    weight = {
+        n: v * shares.get(n, 1.0) for n, v in anomalous.items()
+        if shares.get(n, 1.0) >= MIN_COVERAGE
+    }
+    ends = tuple(most_downstream(graph, incident, weight)) if graph and located else ()
     if not ends and not located:
-        ends = tuple(sorted(anomalous, key=lambda n: (-anomalous[n], n)))[:1]
+        ends = tuple(sorted(weight, key=lambda n: (-weight[n], n)))[:1]
     origin = ends[0] if ends else None
     affected = {incident, *anomalous, *loaded}
     if graph is not None:
@@ -157,6 +176,12 @@ class _State:
     radius: BlastRadius
     requests: Mapping[str, float]
     gaps: DataGaps
+    coverage: Mapping[str, float]
+    coincident: bool
+
+    def weight(self, service: str) -> float:
+        """Anomaly x the share of the alarm's impact the service accounts for."""
+        return self.anomalous[service] * self.coverage.get(service, 1.0)
 
 
 class RiskAnalyst:
@@ -176,7 +201,10 @@ class RiskAnalyst:
         graph = read_graph(tools, gaps)
         window = (incident.window_start, incident.window_end)
         services = None if graph is None else list(graph.nodes)
-        scores = read_metric_scores(tools, services, window, self.lookback, gaps)
+        read = read_anchored_scores(
+            tools, services, window, self.lookback, gaps, incident_alarm(incident)
+        )
+        scores = None if read is None else read.series
         if scores is None:
             raise OpxError(
                 ErrorCode.DATA_SOURCE_UNAVAILABLE,
@@ -195,9 +223,14 @@ class RiskAnalyst:
         anomalous = {n: s.strength for n, s in best.items() if s.strength >= ANOMALOUS}
         support = {n: sum(1 for s in faults if s.service == n and s.anomalous) for n in anomalous}
         loaded = {s.service for s in scores if s.anomalous} - set(anomalous)
-        radius = blast_radius(graph, incident.service, anomalous, loaded)
+        anchor = None if read is None else read.anchor
+        cover = account(scores, anchor, incident.service).coverage
+        radius = blast_radius(graph, incident.service, anomalous, loaded, cover)
         requests = self._requests(tools, radius, window, gaps)
-        state = _State(graph, best, anomalous, support, loaded, radius, requests, gaps)
+        coincident = anchor is not None and anchor.peak >= Z_THRESHOLD
+        state = _State(
+            graph, best, anomalous, support, loaded, radius, requests, gaps, cover, coincident
+        )
         return _hypothesis(self, incident, state)
 
     def _requests(
@@ -223,23 +256,38 @@ def _traffic_call(
     return lambda token: tools.get_traffic(service, start, end, next_token=token)
 
 
-def _confidence(state: _State, located: bool) -> float:
-    """Anomaly of the origin, separated from the other possible origins, corroborated by more
-    than one of its series, and always below CONFIDENCE_CAP."""
-    radius, anomalous = state.radius, state.anomalous
+def _confidence(state: _State, located: bool, alarmed: str) -> float:
+    """Anomaly x coverage of the origin, separated from the other possible origins, corroborated
+    by its series and the alarm's checks, and always below CONFIDENCE_CAP."""
+    radius = state.radius
     if radius.origin is None:
         return 0.0
-    first = anomalous[radius.origin]
-    second = anomalous[radius.ends[1]] if len(radius.ends) > 1 else 0.0
-    separation = max(first - second, 0.0) / first
-    corroboration = 1.0 if state.support.get(radius.origin, 0) >= 2 else 0.6
+    first = state.weight(radius.origin)
+    second = state.weight(radius.ends[1]) if len(radius.ends) > 1 else 0.0
+    separation = max(first - second, 0.0) / first if first > 0 else 0.0
     value = (
-        CONFIDENCE_CAP * first * (0.5 + 0.5 * separation) * corroboration
+        CONFIDENCE_CAP * first * (0.5 + 0.5 * separation) * _corroboration(state, alarmed)
         * state.gaps.completeness
     )
     if not located:
         value *= NO_STRUCTURE_FACTOR
     return min(value, CONFIDENCE_CAP)
+
+
+def _corroboration(state: _State, alarmed: str) -> float:
+    """1 observation: 0.6; 2: 0.8; 3 or more: 1.0. Observations are the origin's anomalous series
+    and, for an origin other than the alarm's own service, the alarm's checks: its anomaly
+    coincides with a clearly anomalous alarm, and it accounts for at least MIN_COVERAGE of the
+    alarm's impact."""
+    origin = state.radius.origin
+    if origin is None:
+        return 0.0
+    count = state.support.get(origin, 0)
+    if origin != alarmed:
+        count += int(state.coincident) + int(state.coverage.get(origin, 0.0) >= MIN_COVERAGE)
+    if count >= 3:
+        return 1.0
+    return 0.8 if count == 2 else 0.6
 
 
 def _assessment(incident: Incident, radius: BlastRadius, graph: Topology | None,
@@ -378,9 +426,9 @@ def _describe(radius: BlastRadius, incident: Incident, estimated: float | None) 
 
 
 def _hypothesis(analyst: RiskAnalyst, incident: Incident, state: _State) -> Hypothesis:
-    radius, best, anomalous, gaps = state.radius, state.best, state.anomalous, state.gaps
+    radius, best, gaps = state.radius, state.best, state.gaps
     located = state.graph is not None and incident.service in state.graph
-    confidence = _confidence(state, located)
+    confidence = _confidence(state, located, incident.service)
     estimated = state.requests.get(incident.service)
     root = None
     if radius.origin is not None:
@@ -389,7 +437,8 @@ def _hypothesis(analyst: RiskAnalyst, incident: Incident, state: _State) -> Hypo
         AlternativeCause(
             service=end,
             category=metric_family(best[end].metric),
-            confidence=round(confidence * anomalous[end] / anomalous[radius.ends[0]], 4),
+            confidence=round(confidence * state.weight(end) / state.weight(radius.ends[0]), 4)
+            if state.weight(radius.ends[0]) > 0 else 0.0,
         )
         for end in radius.ends[1 : 1 + MAX_ALTERNATIVES]
     ]
@@ -425,6 +474,8 @@ def _findings(incident: Incident, state: _State, estimated: float | None) -> dic
         "risk_assessment": _assessment(incident, radius, state.graph, state.anomalous),
         "mitigation_priority": _priorities(radius, incident),
         "anomalous_services": {n: round(v, 4) for n, v in sorted(state.anomalous.items())},
+        "alarm_coverage": {n: round(v, 4) for n, v in sorted(state.coverage.items())
+                           if n in state.anomalous},
         "traffic_only_services": sorted(set(radius.affected) & state.loaded),
         "data_gaps": list(state.gaps.notes),
     }

@@ -1,6 +1,7 @@
 """The signal-intelligence analyst: scores metrics, error logs and traces of the services the
 incident service depends on against their own baseline, then names the most downstream anomalous
-service as the likely origin, discounting callers whose anomaly their callees explain.
+service that accounts for the alarm as the likely origin, discounting callers whose anomaly their
+callees explain.
 
 Per service, each modality gives a 0..1 strength (0.5 at a robust z of 4): metrics the strongest
 series, logs the most surging error template, traces the stronger of error origins and exclusive
@@ -10,19 +11,46 @@ the baseline rate, so a few routine errors on a mostly-zero baseline are not eit
 Modalities that are anomalous on their own combine by noisy-OR, so agreement raises the score.
 Request-volume series are kept apart: load flows from callers to callees, so a traffic change
 never explains a caller, and a service whose main anomaly is traffic is explained by its
-anomalous callers. Confidence is ``adjusted score x (0.35 + 0.65 x separation) x corroboration x
-completeness``: high only for a strong, clearly separated, corroborated candidate.
+anomalous callers.
+
+The alarm is the anchor. Its series (the one a detection names, else one whose metric the alarm's
+text mentions, else the incident service's most anomalous one) says when the alarm was active:
+a series must be anomalous at those points, against its baseline and against its own level while
+the alarm was quiet, so a condition that was already there (a drifted or shifted baseline) is no
+cause. If no series is anomalous that way, the alarm's timing says nothing and every anomaly of
+the window counts. The alarm's impact in absolute units (extra request-seconds for a latency alarm,
+failed requests for an availability or error alarm) must be accounted for: a service's score is
+weighted by the share of that impact its own accounts for (its *coverage*), so a nearly idle node
+that moved a lot in relative terms does not outrank the busy one that carries the failure, and a
+caller is a symptom of a callee in proportion to how much of its impact the callee's accounts for.
+
+Confidence is ``adjusted score x (0.35 + 0.65 x separation) x corroboration x completeness``:
+high only for a strong, clearly separated, corroborated candidate. Corroboration counts the
+candidate's anomalous series, log templates and trace kinds, and two checks against the alarm:
+its anomaly coincides with a clearly anomalous alarm, and it accounts for most of its impact.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from opx.agents.base import AgentContext
-from opx.agents.local.anomaly import Z_THRESHOLD, SeriesScore, score_series, strength
+from opx.agents.local.anomaly import (
+    Z_THRESHOLD,
+    AlarmProfile,
+    ImpactKind,
+    SeriesScore,
+    alarm_profile,
+    impact,
+    merge_series,
+    resolve_direction,
+    score_series,
+    strength,
+)
 from opx.agents.local.logs import TemplateStat, cluster_errors, service_log_scores
 from opx.agents.local.spans import (
     LatencyStat,
@@ -148,11 +176,60 @@ def read_metric_scores(
     lookback: timedelta,
     gaps: DataGaps,
 ) -> list[SeriesScore] | None:
-    """Every series of ``services`` (all services when None) scored against its baseline;
-    None when every metrics query failed."""
-    start, end = window
+    """Every series of ``services`` (all services when None) scored against its baseline over
+    the whole window; None when every metrics query failed."""
+    payloads = _read_payloads(tools, services, window, lookback, gaps)
+    if payloads is None:
+        return None
+    return score_series(*payloads, metric_directions(tools))
+
+
+@dataclass(frozen=True)
+class MetricScores:
+    """Scored series and the alarm profile that anchored them (None when none was usable)."""
+
+    series: list[SeriesScore]
+    anchor: AlarmProfile | None
+
+
+def read_anchored_scores(
+    tools: TelemetryTools,
+    services: Sequence[str] | None,
+    window: tuple[datetime, datetime],
+    lookback: timedelta,
+    gaps: DataGaps,
+    alarm: AlarmRef,
+) -> MetricScores | None:
+    """Like :func:`read_metric_scores`, but anchored on the alarm's series when it can be found
+    and it moved: a series must also be anomalous where the alarm was active, against its
+    baseline and against its own level while the alarm was quiet. When no series other than
+    request volume is anomalous that way, the alarm's timing says nothing (it may be too weak to
+    tell active from quiet points): the series are scored over the whole window, unanchored."""
+    payloads = _read_payloads(tools, services, window, lookback, gaps)
+    if payloads is None:
+        return None
     directions = metric_directions(tools)
-    scores: list[SeriesScore] = []
+    base_items, win_items = (merge_series(part) for part in payloads)
+    baseline, current = list(base_items.values()), list(win_items.values())
+    anchor = anchor_profile(alarm, base_items, win_items, directions)
+    if anchor is not None:
+        series = score_series(baseline, current, directions, anchor)
+        if any(s.anomalous and metric_family(s.metric) != "TRAFFIC" for s in series):
+            return MetricScores(series, anchor)
+    return MetricScores(score_series(baseline, current, directions), None)
+
+
+def _read_payloads(
+    tools: TelemetryTools,
+    services: Sequence[str] | None,
+    window: tuple[datetime, datetime],
+    lookback: timedelta,
+    gaps: DataGaps,
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]] | None:
+    """Baseline and window series payloads of ``services``; None when every query failed."""
+    start, end = window
+    baseline: list[Mapping[str, Any]] = []
+    current: list[Mapping[str, Any]] = []
     answered = False
     for service in [None] if services is None else sorted(services):
         base = gaps.read("metrics", _metrics_call(tools, start - lookback, start, service))
@@ -160,9 +237,217 @@ def read_metric_scores(
         if base is None or win is None:
             continue
         answered = True
-        scores.extend(score_series(base.get("series") or [], win.get("series") or [], directions))
-    scores.sort(key=lambda s: (-s.z, s.series_id))
-    return scores if answered else None
+        baseline.extend(base.get("series") or [])
+        current.extend(win.get("series") or [])
+    return (baseline, current) if answered else None
+
+
+# -- the alarm and the impact it must be explained by --------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlarmRef:
+    """The series the incident's alarm watches, as far as the incident says: ``metric`` and
+    ``stat`` when a detection names them, else ``text`` (title, rule ids, alarm names) in which
+    a metric name of the service may appear."""
+
+    service: str
+    metric: str | None = None
+    stat: str | None = None
+    text: str = ""
+
+
+def incident_alarm(incident: Incident) -> AlarmRef:
+    """The alarm of an incident: the first detection naming a series of the incident service
+    ("service|metric|stat" or separate service, metric and stat fields)."""
+    texts = [incident.title or ""]
+    for detection in incident.evidence_bundle.detections:
+        texts.extend(str(detection.get(key) or "") for key in ("rule_id", "description"))
+        named = _named_series(detection, incident.service)
+        if named is not None:
+            return AlarmRef(incident.service, named[0], named[1], " ".join(texts))
+    return AlarmRef(incident.service, text=" ".join(texts))
+
+
+def _named_series(detection: Mapping[str, Any], service: str) -> tuple[str, str | None] | None:
+    metric = detection.get("metric")
+    if not isinstance(metric, str) or not metric.strip():
+        return None
+    parts = [part.strip() for part in metric.split("|")]
+    if len(parts) >= 2:
+        owner, name, stat = parts[0], parts[1], parts[2] if len(parts) > 2 else None
+    else:
+        owner, name = str(detection.get("service") or service), parts[0]
+        stat = str(detection["stat"]) if detection.get("stat") else None
+    return (name, stat or None) if owner == service and name else None
+
+
+def anchor_profile(
+    alarm: AlarmRef,
+    baseline: Mapping[str, Mapping[str, Any]],
+    window: Mapping[str, Mapping[str, Any]],
+    directions: Mapping[str, str],
+) -> AlarmProfile | None:
+    """The profile of the alarm's series: the one the alarm names, else one whose metric its
+    text mentions, else the alarm service's most anomalous series other than request volume."""
+    own = {
+        sid: item for sid, item in sorted(window.items())
+        if item.get("service") == alarm.service and sid in baseline
+    }
+    sid = _alarm_series(alarm, own, baseline, directions)
+    if sid is None:
+        return None
+    item = own[sid]
+    direction = resolve_direction(str(item.get("metric", "")), directions)
+    return alarm_profile(
+        sid, baseline[sid]["values"], item["timestamps"], item["values"], direction
+    )
+
+
+def _alarm_series(
+    alarm: AlarmRef,
+    own: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Mapping[str, Any]],
+    directions: Mapping[str, str],
+) -> str | None:
+    # A text that mentions "requests" is not an alarm on request volume: only a detection that
+    # names such a series makes it the alarm's.
+    names = sorted(
+        {name for item in own.values()
+         if (name := str(item.get("metric", ""))) and metric_family(name) != "TRAFFIC"},
+        key=lambda n: (-len(n), n),
+    )
+    wanted = alarm.metric or next((n for n in names if _mentions(alarm.text, n)), None)
+    if wanted is not None:
+        matching = [sid for sid, item in own.items()
+                    if str(item.get("metric", "")).lower() == wanted.lower()]
+        if matching:
+            return _preferred_stat(matching, own, alarm.stat)
+    scored = score_series([baseline[sid] for sid in own], list(own.values()), directions)
+    faults = [s for s in scored if metric_family(s.metric) != "TRAFFIC"]
+    return faults[0].series_id if faults else None
+
+
+def _mentions(text: str, name: str) -> bool:
+    pattern = rf"(?<![a-z0-9]){re.escape(name.lower())}(?![a-z0-9])"
+    return re.search(pattern, text.lower()) is not None
+
+
+def _preferred_stat(
+    matching: Sequence[str], own: Mapping[str, Mapping[str, Any]], stat: str | None
+) -> str:
+    """The series with the named statistic, else an average, else the first by id."""
+    def stat_of(sid: str) -> str:
+        return str(own[sid].get("stat", "")).lower()
+
+    if stat is not None:
+        named = [sid for sid in matching if stat_of(sid) == stat.lower()]
+        if named:
+            return named[0]
+    averages = [sid for sid in matching if stat_of(sid) in _AVERAGE_STATS]
+    return (averages or list(matching))[0]
+
+
+# What the alarm's impact is measured in: extra request-seconds, or failed requests / events.
+TIME, FAILURES = "time", "failures"
+# A service that accounts for at least this share of the alarm's impact can be its origin on its
+# own; a smaller anomaly is a contributor or a coincidence, not what the alarm reports.
+MIN_COVERAGE = 0.5
+_AVERAGE_STATS = frozenset({"average", "avg", "mean"})
+_COUNT_STATS = frozenset({"sum", "samplecount", "count"})
+
+
+def impact_dimension(score: SeriesScore) -> str | None:
+    """TIME for a latency average, FAILURES for an availability average or an error count;
+    None for what has no absolute impact (percentiles, saturation, traffic)."""
+    family, stat = metric_family(score.metric), score.stat.strip().lower()
+    if family == "LATENCY" and stat in _AVERAGE_STATS:
+        return TIME
+    if (family == "AVAILABILITY" and stat in _AVERAGE_STATS) or (
+        family == "ERRORS" and stat in _COUNT_STATS
+    ):
+        return FAILURES
+    return None
+
+
+def node_impacts(
+    series: Sequence[SeriesScore], dimension: str, anchor: AlarmProfile | None
+) -> dict[str, float]:
+    """Each service's impact in ``dimension`` (the largest of its measures'), where it has one:
+    see :func:`opx.agents.local.anomaly.impact`."""
+    by_service: dict[str, list[SeriesScore]] = {}
+    for score in series:
+        by_service.setdefault(score.service, []).append(score)
+    impacts: dict[str, float] = {}
+    for service, scores in sorted(by_service.items()):
+        requests = _request_counts(scores)
+        found = [
+            value for score in scores if impact_dimension(score) == dimension
+            if (value := impact(score, _impact_kind(score), requests, anchor)) is not None
+        ]
+        if found:
+            impacts[service] = max(found)
+    return impacts
+
+
+def _impact_kind(score: SeriesScore) -> ImpactKind:
+    family = metric_family(score.metric)
+    if family == "LATENCY":
+        return "latency"
+    return "failure_rate" if family == "AVAILABILITY" else "failure_count"
+
+
+def _request_counts(scores: Sequence[SeriesScore]) -> dict[str, float] | None:
+    """Requests per timestamp from the service's main request count (the busiest)."""
+    counts = [
+        s for s in scores
+        if metric_family(s.metric) == "TRAFFIC" and s.stat.strip().lower() in _COUNT_STATS
+    ]
+    if not counts:
+        return None
+    main = min(counts, key=lambda s: (-s.baseline_median, s.series_id))
+    return dict(main.points)
+
+
+def alarm_dimension(score: SeriesScore) -> str | None:
+    """What the alarm's harm is measured in: TIME for any latency statistic, FAILURES for
+    availability or errors; None otherwise."""
+    family = metric_family(score.metric)
+    if family == "LATENCY":
+        return TIME
+    return FAILURES if family in ("AVAILABILITY", "ERRORS") else None
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """The alarm's impact (in ``dimension``) and each service's, and how much of the alarm's
+    each accounts for (``coverage``; a service missing there cannot be judged)."""
+
+    dimension: str | None = None
+    alarm_impact: float | None = None
+    impacts: Mapping[str, float] = field(default_factory=dict)
+    coverage: Mapping[str, float] = field(default_factory=dict)
+
+
+def account(series: Sequence[SeriesScore], anchor: AlarmProfile | None, alarm: str) -> Accounting:
+    """The impact accounting of an anchored analysis (empty without an anchor)."""
+    if anchor is None:
+        return Accounting()
+    alarm_series = next((s for s in series if s.series_id == anchor.series_id), None)
+    dimension = None if alarm_series is None else alarm_dimension(alarm_series)
+    if dimension is None:
+        return Accounting()
+    impacts = node_impacts(series, dimension, anchor)
+    alarm_impact = impacts.get(alarm)
+    return Accounting(dimension, alarm_impact, impacts, coverage(impacts, alarm_impact))
+
+
+def coverage(impacts: Mapping[str, float], alarm_impact: float | None) -> dict[str, float]:
+    """How much of the alarm's impact each service's accounts for (0..1); empty when the
+    alarm's impact is unknown or not positive (nothing to account for)."""
+    if alarm_impact is None or alarm_impact <= 0.0:
+        return {}
+    return {n: min(max(v / alarm_impact, 0.0), 1.0) for n, v in sorted(impacts.items())}
 
 
 def _metrics_call(
@@ -332,6 +617,8 @@ class _Observed:
     ranking: list[Explained]
     gaps: DataGaps
     lookback: timedelta
+    anchor: AlarmProfile | None
+    accounting: Accounting
 
 
 class SignalAnalyst:
@@ -347,7 +634,10 @@ class SignalAnalyst:
 
     def analyze(self, ctx: AgentContext) -> Hypothesis:
         observed = self._observe(ctx.incident, ctx.tools)
-        candidates = [e for e in observed.ranking if e.score >= ANOMALOUS]
+        # Anomalous services are candidates; how much of the alarm they account for ranks them.
+        candidates = [
+            e for e in observed.ranking if observed.signals[e.node].combined >= ANOMALOUS
+        ]
         if not candidates:
             return self._no_anomaly(ctx.incident, observed)
         return self._hypothesis(ctx.incident, observed, candidates)
@@ -359,22 +649,29 @@ class SignalAnalyst:
         graph = read_graph(tools, gaps)
         scope, depth = _scope(graph, incident.service)
         window = (incident.window_start, incident.window_end)
-        series = read_metric_scores(tools, _sorted(scope), window, self.lookback, gaps)
+        scored = read_anchored_scores(
+            tools, _sorted(scope), window, self.lookback, gaps, incident_alarm(incident)
+        )
+        series = None if scored is None else scored.series
+        anchor = None if scored is None else scored.anchor
         templates, log_events = self._logs(tools, window, gaps)
         origins, latency, spans = self._traces(tools, window, gaps)
         _check_usable(gaps, series, log_events, spans)
         signals = build_signals(series or [], templates, origins, latency, scope)
+        accounting = account(series or [], anchor, incident.service)
+        cover = accounting.coverage
         explained = discount_symptoms(
             graph,
-            {name: s.combined for name, s in signals.items()},
-            faults={name: s.fault for name, s in signals.items()},
+            {name: s.combined * cover.get(name, 1.0) for name, s in signals.items()},
+            faults={name: s.fault * cover.get(name, 1.0) for name, s in signals.items()},
             load_driven={name for name, s in signals.items() if s.load_driven},
             min_explaining=ANOMALOUS,
+            impacts=accounting.impacts,
         )
         return _Observed(
             graph, scope, depth, series or [], templates, origins, latency, signals,
             rank_nodes(explained, depth, {n: s.support for n, s in signals.items()}),
-            gaps, self.lookback,
+            gaps, self.lookback, anchor, accounting,
         )
 
     def _logs(
@@ -456,7 +753,8 @@ class SignalAnalyst:
     ) -> Hypothesis:
         top = candidates[0]
         signal = observed.signals[top.node]
-        confidence = _confidence(top, candidates[1:], signal, observed.gaps)
+        checks = _confirmations(observed, top.node, incident.service)
+        confidence = _confidence(top, candidates[1:], signal, observed.gaps, checks)
         alternatives = [
             AlternativeCause(
                 service=c.node,
@@ -472,7 +770,9 @@ class SignalAnalyst:
             agent_version=self.version,
             status=_status(observed.gaps),
             root_cause=RootCause(service=top.node, category=signal.category()),
-            description=_describe(incident, top, signal, candidates, path),
+            description=_describe(
+                incident, top, signal, candidates, path, _accounted(observed, top.node, incident)
+            ),
             confidence=round(confidence, 4),
             confidence_basis=[ConfidenceBasis.DATA],
             alternatives=alternatives,
@@ -516,21 +816,41 @@ def _status(gaps: DataGaps) -> HypothesisStatus:
     return HypothesisStatus.PARTIAL if gaps.partial else HypothesisStatus.SUCCESS
 
 
-def _corroboration(signal: ServiceSignal) -> float:
-    """1 observation: 0.55; 2: 0.8; 3 or more (or two modalities and more): 1.0."""
-    count = signal.support + max(signal.modalities - 1, 0)
+def _corroboration(signal: ServiceSignal, confirmations: int = 0) -> float:
+    """1 observation: 0.55; 2: 0.8; 3 or more (or two modalities and more): 1.0. The alarm's own
+    checks (``confirmations``: the anomaly coincides with a clearly anomalous alarm; it accounts
+    for most of the alarm's impact) count as observations too."""
+    count = signal.support + max(signal.modalities - 1, 0) + confirmations
     if count >= 3:
         return 1.0
     return 0.8 if count == 2 else 0.55
 
 
+def _confirmations(observed: _Observed, service: str, alarmed: str) -> int:
+    """How many of the alarm's checks the service passes: its anomaly coincides with the alarm's
+    while the alarm itself was clearly anomalous, and it accounts for at least half of the
+    alarm's impact (MIN_COVERAGE). The alarm's own service passes both by construction: they
+    confirm nothing."""
+    if service == alarmed:
+        return 0
+    anchor, shares = observed.anchor, observed.accounting.coverage
+    coincides = anchor is not None and anchor.peak >= Z_THRESHOLD
+    accounts = shares.get(service, 0.0) >= MIN_COVERAGE
+    return int(coincides) + int(accounts)
+
+
 def _confidence(
-    top: Explained, others: Sequence[Explained], signal: ServiceSignal, gaps: DataGaps
+    top: Explained,
+    others: Sequence[Explained],
+    signal: ServiceSignal,
+    gaps: DataGaps,
+    confirmations: int = 0,
 ) -> float:
     runner_up = others[0].adjusted if others else 0.0
     separation = max(top.adjusted - runner_up, 0.0) / top.adjusted if top.adjusted > 0 else 0.0
     value = (
-        top.adjusted * (0.35 + 0.65 * separation) * _corroboration(signal) * gaps.completeness
+        top.adjusted * (0.35 + 0.65 * separation) * _corroboration(signal, confirmations)
+        * gaps.completeness
     )
     return min(max(value, 0.0), CONFIDENCE_CAP)
 
@@ -571,8 +891,11 @@ def _describe(
     signal: ServiceSignal,
     candidates: Sequence[Explained],
     path: list[str] | None,
+    accounted: str = "",
 ) -> str:
     text = f"{top.node} is the most likely origin: {_headline(signal)}."
+    if accounted:
+        text += f" {accounted}."
     symptoms = [c.node for c in candidates if c.explained_by is not None and c.node != top.node]
     if symptoms:
         text += (
@@ -582,6 +905,45 @@ def _describe(
     if path and len(path) > 1:
         text += f" Propagation path to {incident.service}: {' -> '.join(path)}."
     return text
+
+
+_IMPACT_UNITS = {TIME: "extra request-seconds", FAILURES: "failed requests"}
+
+
+def _accounted(observed: _Observed, service: str, incident: Incident) -> str:
+    """One phrase on how much of the alarm's impact ``service`` accounts for ("" if unknown)."""
+    accounting = observed.accounting
+    share = accounting.coverage.get(service)
+    if share is None or service == incident.service or accounting.dimension is None:
+        return ""
+    units = _IMPACT_UNITS[accounting.dimension]
+    return (
+        f"Its {units} while the alarm was active ({accounting.impacts[service]:.4g}) account for "
+        f"{share:.0%} of {incident.service}'s ({accounting.alarm_impact or 0.0:.4g})"
+    )
+
+
+def _alarm_evidence(observed: _Observed, service: str, incident: Incident) -> Evidence | None:
+    """How the candidate's anomaly lines up with the alarm's, when the analysis was anchored."""
+    anchor = observed.anchor
+    if anchor is None:
+        return None
+    active = sum(anchor.active)
+    summary = (
+        f"the alarm series {anchor.series_id} was active at {active} of its {len(anchor.active)} "
+        f"window points (peak robust z {anchor.peak:.1f}); anomalies are scored at those points "
+        "against both the baseline and each series' level while the alarm was quiet"
+    )
+    accounted = _accounted(observed, service, incident)
+    if accounted:
+        summary += f"; {service}: {accounted[0].lower()}{accounted[1:]}"
+    return Evidence(
+        tool="get_metrics",
+        query=f"alarm series {anchor.series_id}, window=[{iso_z(incident.window_start)}, "
+              f"{iso_z(incident.window_end)})",
+        record_ids=[anchor.series_id],
+        summary=summary,
+    )
 
 
 def _series_evidence(score: SeriesScore, incident: Incident, lookback: timedelta) -> Evidence:
@@ -656,6 +1018,9 @@ def _evidence(
     candidates: Sequence[Explained],
 ) -> list[Evidence]:
     items = _signal_evidence(signal, incident, observed.lookback)
+    anchored = _alarm_evidence(observed, signal.service, incident)
+    if anchored is not None:
+        items.append(anchored)
     symptom = observed.signals.get(incident.service)
     if symptom is not None and symptom.service != signal.service and symptom.combined >= ANOMALOUS:
         items.append(Evidence(
@@ -744,7 +1109,21 @@ def _findings(observed: _Observed) -> dict[str, Any]:
         },
         "series_scored": len(observed.series),
         "z_threshold": Z_THRESHOLD,
+        "alarm": _alarm_finding(observed),
         "data_gaps": list(observed.gaps.notes),
+    }
+
+
+def _alarm_finding(observed: _Observed) -> dict[str, Any]:
+    anchor, accounting = observed.anchor, observed.accounting
+    return {
+        "anchored": anchor is not None,
+        "series": None if anchor is None else anchor.series_id,
+        "active_points": None if anchor is None else sum(anchor.active),
+        "window_points": None if anchor is None else len(anchor.active),
+        "peak_z": None if anchor is None else round(anchor.peak, 3),
+        "impact_dimension": accounting.dimension,
+        "impact": None if accounting.alarm_impact is None else round(accounting.alarm_impact, 6),
     }
 
 
@@ -759,4 +1138,10 @@ def _rank_entry(observed: _Observed, entry: Explained) -> dict[str, Any]:
         "category": signal.category(),
         "top_series": signal.top_series.series_id if signal.top_series else None,
         "modalities": {k: round(v, 4) for k, v in signal.strengths().items()},
+        "impact": _rounded(observed.accounting.impacts.get(entry.node)),
+        "coverage": _rounded(observed.accounting.coverage.get(entry.node)),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

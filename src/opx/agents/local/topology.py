@@ -7,7 +7,7 @@ a caller's anomaly may be a symptom of an anomalous callee.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,19 +133,25 @@ def discount_symptoms(
     load_driven: Collection[str] = (),
     decay: float = DEFAULT_DECAY,
     min_explaining: float = 0.0,
+    impacts: Mapping[str, float] | None = None,
 ) -> dict[str, Explained]:
     """For each scored node, ``adjusted = score * (1 - e)``. Failures travel from callees to
-    callers, so ``e`` is the strongest ``fault * decay**(hops - 1)`` over the node's transitive
-    callees whose fault score (``faults``, default ``scores``) is at least ``min_explaining``:
-    a caller whose callee is as anomalous as itself is a symptom. Load travels the other way,
-    so for a node whose anomaly is mostly a traffic change (``load_driven``) anomalous
-    transitive callers explain it too."""
+    callers, so ``e`` is the strongest explanation by one of the node's transitive callees whose
+    fault score (``faults``, default ``scores``) is at least ``min_explaining``. When both
+    impacts are known (``impacts``: absolute excess such as request-seconds, positive for the
+    node) a callee explains ``fault * min(1, its impact / the node's)``: a caller whose extra
+    latency its callee's accounts for is a symptom, one with far more than its callee has a
+    problem of its own. Otherwise a callee explains ``fault * decay**(hops - 1)``. Load travels
+    the other way, so for a node whose anomaly is mostly a traffic change (``load_driven``)
+    anomalous transitive callers explain it too."""
     explaining = scores if faults is None else faults
     result: dict[str, Explained] = {}
     for node in sorted(scores):
         best, by = 0.0, None
         if graph is not None and node in graph:
-            best, by = _strongest(descendants(graph, node), explaining, decay, min_explaining)
+            share = _impact_share(node, impacts)
+            best, by = _strongest(descendants(graph, node), explaining, decay, min_explaining,
+                                  share)
             if node in load_driven:
                 up, up_by = _strongest(ancestors(graph, node), scores, decay, min_explaining)
                 if up > best:
@@ -156,16 +162,37 @@ def discount_symptoms(
     return result
 
 
+def _impact_share(
+    node: str, impacts: Mapping[str, float] | None
+) -> Callable[[str], float | None]:
+    """How much of ``node``'s impact another node's accounts for (None when not comparable)."""
+    own = None if impacts is None else impacts.get(node)
+
+    def share(other: str) -> float | None:
+        theirs = None if impacts is None else impacts.get(other)
+        if own is None or theirs is None or own <= 0.0:
+            return None
+        return min(1.0, max(theirs, 0.0) / own)
+
+    return share
+
+
 def _strongest(
-    reach: Mapping[str, int], scores: Mapping[str, float], decay: float, floor: float
+    reach: Mapping[str, int],
+    scores: Mapping[str, float],
+    decay: float,
+    floor: float,
+    share: Callable[[str], float | None] | None = None,
 ) -> tuple[float, str | None]:
-    """The strongest decayed score among the reached nodes (not the start), and whose it is."""
+    """The strongest explanation among the reached nodes (not the start), and whose it is:
+    score x impact share when comparable, else score x decay per extra hop."""
     best, by = 0.0, None
     for other, hops in sorted(reach.items()):
         other_score = scores.get(other, 0.0)
         if hops == 0 or other_score < floor:
             continue
-        explained = other_score * decay ** (hops - 1)
+        portion = share(other) if share is not None else None
+        explained = other_score * (decay ** (hops - 1) if portion is None else portion)
         if explained > best:
             best, by = explained, other
     return best, by
