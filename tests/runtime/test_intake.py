@@ -180,3 +180,11 @@ def test_missing_incident_id_is_a_missing_field() -> None:
 def test_unknown_fields_are_ignored() -> None:
     parsed = parse_event(incident_event(unexpected={"a": 1}))
     assert isinstance(parsed, Accepted)
+
+
+def test_alarm_metric_is_carried_into_the_detection() -> None:
+    parsed = parse_event(alarm_event())
+    assert isinstance(parsed, Accepted)
+    detection = parsed.incident.evidence_bundle.detections[0]
+    assert detection["metric"] == "ThrottledRequests"
+    assert detection["stat"] == "Sum" and detection["namespace"] == "AWS/DynamoDB"

@@ -128,6 +128,8 @@ class AlarmMetricStat(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     metric: AlarmMetric
+    stat: str | None = None
+    period: int | None = None
 
 
 class AlarmMetricQuery(BaseModel):

@@ -154,6 +154,21 @@ def _alarm_service(envelope: AlarmStateChangeEnvelope) -> str:
     return envelope.detail.alarm_name
 
 
+def _alarm_metric(envelope: AlarmStateChangeEnvelope) -> dict[str, Any]:
+    """The alarm's own metric (the first one with a metric stat), so analysts can anchor on it."""
+    for query in envelope.detail.configuration.metrics:
+        if query.metric_stat is not None:
+            stat = query.metric_stat
+            found = {
+                "metric": stat.metric.name,
+                "namespace": stat.metric.namespace,
+                "stat": stat.stat,
+                "dimensions": dict(sorted(stat.metric.dimensions.items())),
+            }
+            return {key: value for key, value in found.items() if value}
+    return {}
+
+
 def _from_alarm(envelope: AlarmStateChangeEnvelope) -> Accepted | AlarmNotFiring:
     state = envelope.detail.state
     changed_at = state.timestamp
@@ -163,13 +178,14 @@ def _from_alarm(envelope: AlarmStateChangeEnvelope) -> Accepted | AlarmNotFiring
     evidence_id = f"cw-alarm-evidence-{digest}"
     if state.value != "ALARM":
         return AlarmNotFiring(incident_id, execution_id(incident_id, evidence_id), state.value)
-    detection = {
+    detection: dict[str, Any] = {
         "detection_id": evidence_id,
         "rule_id": envelope.detail.alarm_name,
         "alarm_arn": envelope.alarm_arn,
         "reason": state.reason,
         "detected_at": changed_at.isoformat(),
     }
+    detection.update(_alarm_metric(envelope))
     incident = Incident(
         incident_id=incident_id,
         service=_alarm_service(envelope),
