@@ -11,13 +11,12 @@ import asyncio
 import json
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 from rich.console import Console
 
@@ -39,7 +38,7 @@ from opx.runtime.replay import (
     replay,
     run_in_replay_loop,
 )
-from opx.runtime.wiring import make_deps, open_runtime, open_store, open_tools
+from opx.runtime.wiring import make_deps, open_checkpointer, open_runtime, open_store, open_tools
 from opx.snapshot import snapshot_command
 from opx.tools.bundle import BundleError
 
@@ -89,7 +88,7 @@ def _guarded(action: Callable[[], T]) -> T:
         return action()
     except (InputRejected, BundleError, ConfigError, ReplayRejected) as exc:
         _fail(EXIT_REJECTED, str(exc))
-    except (StoreUnavailable, sqlite3.Error, OSError) as exc:
+    except (StoreUnavailable, sqlite3.Error, OSError, BotoCoreError, ClientError) as exc:
         _fail(EXIT_INFRA, f"infrastructure failure: {exc}")
 
 
@@ -269,7 +268,7 @@ async def _replay(
         if not source.is_dir():
             raise ReplayRejected(f"telemetry bundle not found: {source} (use --bundle DIR)")
         deps = make_deps(settings, open_tools(settings, source))
-    async with _checkpoints(settings) as saver:
+    async with open_checkpointer(settings) as saver:
         return await replay(
             store, saver, settings, load_pricing(), execution_id, attempt=attempt, rerun=deps
         )
@@ -299,16 +298,10 @@ async def _checkpoint_listing(
     settings: Settings, execution_id: str, attempt: int | None
 ) -> CheckpointListing:
     store = open_store(settings)
-    async with _checkpoints(settings) as saver:
+    async with open_checkpointer(settings) as saver:
         return await list_checkpoints(
             store, saver, settings, load_pricing(), execution_id, attempt=attempt
         )
-
-
-@asynccontextmanager
-async def _checkpoints(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
-    async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
-        yield saver
 
 
 @executions_app.command("list")

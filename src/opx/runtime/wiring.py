@@ -7,31 +7,82 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from opx.agents.analysts import local_analysts
 from opx.agents.backend import LocalBackend
 from opx.config import ConfigError, Settings
+from opx.durability.dynamodb import DynamoDBSaver
+from opx.durability.dynamodb_executions import DynamoDBExecutionStore
+from opx.durability.dynamodb_io import make_client
 from opx.durability.sqlite_store import SqliteExecutionStore
 from opx.durability.store import ExecutionStore, StoreUnavailable
 from opx.graph.build import GraphDeps
 from opx.reasoning.pricing import load_pricing
+from opx.security.readonly import guard, store_policy
 from opx.tools.base import TelemetryTools
 from opx.tools.bundle import load_bundle
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 @dataclass(frozen=True)
 class Runtime:
     deps: GraphDeps
     store: ExecutionStore
-    checkpointer: AsyncSqliteSaver
+    checkpointer: BaseCheckpointSaver[Any]
+
+
+def _dynamodb_client(settings: Settings) -> DynamoDBClient:
+    """A store client: boto3 reads region, profile and endpoint (AWS_ENDPOINT_URL_DYNAMODB)
+    from the standard SDK configuration, and a hook refuses any write outside the two tables."""
+    client = make_client()
+    return guard(client, store_policy(settings.checkpoint_table, settings.results_table))
+
+
+def _require_table(client: DynamoDBClient, table: str) -> None:
+    try:
+        client.describe_table(TableName=table)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise StoreUnavailable(
+                f"DynamoDB table {table} does not exist (the infrastructure creates it)"
+            ) from exc
+        raise StoreUnavailable(f"DynamoDB table {table}: {code}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"DynamoDB is unreachable: {exc}") from exc
 
 
 def open_store(settings: Settings) -> ExecutionStore:
-    if settings.store_backend != "sqlite":
-        raise ConfigError(f"OPX_STORE={settings.store_backend} is not available in this build")
+    """The execution store that ``OPX_STORE`` names."""
+    if settings.store_backend == "dynamodb":
+        client = _dynamodb_client(settings)
+        _require_table(client, settings.results_table)
+        return DynamoDBExecutionStore(settings.results_table, client=client)
     return SqliteExecutionStore(settings.executions_db)
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """The checkpoint saver that ``OPX_STORE`` names, closed when the block ends."""
+    if settings.store_backend == "dynamodb":
+        client = _dynamodb_client(settings)
+        _require_table(client, settings.checkpoint_table)
+        with DynamoDBSaver(settings.checkpoint_table, client=client) as saver:
+            yield saver
+        return
+    try:
+        settings.checkpoint_db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create {settings.checkpoint_db.parent}: {exc}") from exc
+    async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
+        yield saver
 
 
 def open_tools(settings: Settings, bundle: Path) -> TelemetryTools:
@@ -53,9 +104,5 @@ async def open_runtime(settings: Settings, tools: TelemetryTools) -> AsyncIterat
     """Open the store and the checkpointer for one command; both close when it ends."""
     store = open_store(settings)
     deps = make_deps(settings, tools)
-    try:
-        settings.checkpoint_db.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreUnavailable(f"cannot create {settings.checkpoint_db.parent}: {exc}") from exc
-    async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
+    async with open_checkpointer(settings) as saver:
         yield Runtime(deps, store, saver)

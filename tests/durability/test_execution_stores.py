@@ -1,7 +1,9 @@
-"""The SQLite execution store: the delivery rule, fenced leases, final results and attempts."""
+"""The execution stores (SQLite, and DynamoDB on dynalite): the delivery rule, fenced leases,
+final results and attempts. Tests taking the ``store`` fixture run against both."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from pathlib import Path
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
+from opx.durability.dynamodb_executions import DynamoDBExecutionStore, create_results_table
+from opx.durability.dynamodb_local import local_client
 from opx.durability.sqlite_store import SqliteExecutionStore
 from opx.durability.store import (
     Claim,
@@ -29,9 +33,18 @@ NO_ROOT = result(ExecutionStatus.NO_RECOMMENDATION, Reason.NO_CONFIDENT_ROOT_CAU
 ALL_FAILED = result(ExecutionStatus.NO_RECOMMENDATION, Reason.ALL_CORE_AGENTS_FAILED)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteExecutionStore:
-    return SqliteExecutionStore(tmp_path / "x" / "executions.sqlite")
+_TABLES = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteExecutionStore:
+    if request.param == "sqlite":
+        return SqliteExecutionStore(tmp_path / "x" / "executions.sqlite")
+    client = local_client(request.getfixturevalue("dynalite_endpoint"))
+    name = f"opx-executions-{next(_TABLES):04d}"
+    create_results_table(client, name)
+    # Same protocol, so the same tests hold; the annotation names the reference implementation.
+    return DynamoDBExecutionStore(name, client=client)  # type: ignore[return-value]
 
 
 def claim(
