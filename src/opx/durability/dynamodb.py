@@ -15,7 +15,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from botocore.exceptions import ClientError
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -33,7 +32,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from opx.durability.dynamodb_admin import Admin
 from opx.durability.dynamodb_barrier import WriteBarrier
 from opx.durability.dynamodb_codec import DEFAULT_MAX_DECODED, checked
-from opx.durability.dynamodb_io import PK, SK, TableIO, make_client, string
+from opx.durability.dynamodb_io import PK, SK, TableIO, create_and_wait, make_client, string
 from opx.durability.dynamodb_keys import (
     CHECKPOINTS,
     SEP,
@@ -80,29 +79,9 @@ def create_table(
 ) -> None:
     """Create the checkpoint table (key schema only, on demand) and wait until it is ACTIVE.
     For tests and local development: TTL, PITR and encryption belong to the infrastructure."""
-    try:
-        client.create_table(
-            TableName=table_name,
-            KeySchema=[
-                {"AttributeName": PK, "KeyType": "HASH"},
-                {"AttributeName": SK, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": PK, "AttributeType": "S"},
-                {"AttributeName": SK, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise
-    delay, waited = 0.02, 0.0
-    while client.describe_table(TableName=table_name)["Table"].get("TableStatus") != "ACTIVE":
-        if waited >= timeout_s:
-            raise TimeoutError(f"table {table_name} is not ACTIVE after {timeout_s} s")
-        sleep(delay)
-        waited += delay
-        delay = min(delay * 2, 1.0)
+    create_and_wait(
+        client, table_name, ((PK, "HASH"), (SK, "RANGE")), timeout_s=timeout_s, sleep=sleep
+    )
 
 
 class _Placements:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
+from opx.durability.dynamodb_io import create_and_wait
 from opx.durability.store import (
     Claim,
     ClaimOutcome,
@@ -56,23 +57,9 @@ def create_results_table(
 ) -> None:
     """Create the results table (key schema only, on demand) and wait until it is ACTIVE.
     For tests and local development: TTL, PITR and encryption belong to the infrastructure."""
-    try:
-        client.create_table(
-            TableName=table_name,
-            KeySchema=[{"AttributeName": "execution_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "execution_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise
-    delay, waited = 0.02, 0.0
-    while client.describe_table(TableName=table_name)["Table"].get("TableStatus") != "ACTIVE":
-        if waited >= timeout_s:
-            raise TimeoutError(f"table {table_name} is not ACTIVE after {timeout_s} s")
-        sleep(delay)
-        waited += delay
-        delay = min(delay * 2, 1.0)
+    create_and_wait(
+        client, table_name, (("execution_id", "HASH"),), timeout_s=timeout_s, sleep=sleep
+    )
 
 
 class DynamoDBExecutionStore:

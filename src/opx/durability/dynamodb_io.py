@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.config import Config
 
@@ -54,6 +54,39 @@ def make_client(
         aws_access_key_id=aws_access_key_id,
         aws_secret_access_key=aws_secret_access_key,
     )
+
+
+def create_and_wait(
+    client: DynamoDBClient,
+    table_name: str,
+    keys: Sequence[tuple[str, Literal["HASH", "RANGE"]]],
+    *,
+    timeout_s: float = 120.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Create an on-demand table with the given (attribute, HASH|RANGE) string keys, unless it
+    exists, and wait until it is ACTIVE (local servers keep a new table CREATING a moment)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415 (boto3 only where DynamoDB is)
+
+    try:
+        client.create_table(
+            TableName=table_name,
+            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name, _ in keys
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    delay, waited = 0.02, 0.0
+    while client.describe_table(TableName=table_name)["Table"].get("TableStatus") != "ACTIVE":
+        if waited >= timeout_s:
+            raise TimeoutError(f"table {table_name} is not ACTIVE after {timeout_s} s")
+        sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 1.0)
 
 
 def key(partition: str, sort: str) -> Item:
