@@ -26,6 +26,8 @@ from opx.domain.incident import AlarmStateChangeEnvelope, IncidentCreatedEnvelop
 from opx.domain.result import ExecutionResult, ExecutionStatus
 from opx.durability.store import StoreUnavailable
 from opx.eval.cli import eval_app
+from opx.observability.emf import emit
+from opx.observability.metrics import REPLAY_COUNT
 from opx.reasoning.pricing import load_pricing
 from opx.render import checkpoints_table, executions_table, print_to, replay_view, result_view
 from opx.runtime.execute import Execution, execute, skipped
@@ -237,6 +239,11 @@ def replay_command(
     settings = _settings(data_dir)
     report = _guarded(
         lambda: run_in_replay_loop(_replay(settings, execution_id, attempt, rerun, bundle))
+    )
+    # One Embedded Metric Format line on stderr: CloudWatch Logs counts replays from it.
+    emit(
+        {REPLAY_COUNT: 1},
+        properties={"execution_id": execution_id, "identical": report.identical},
     )
     if as_json:
         _emit_json(report.to_json())

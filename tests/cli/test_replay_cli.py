@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_cli import EXAMPLE, opx
+from tests.observability.test_emf import emf_lines
 
 REPLAY_KEYS = {"execution_id", "identical", "differences", "external_calls"}
 
@@ -43,8 +44,14 @@ def test_replay_json_is_identical_with_zero_external_calls(
         "differences": [],
         "external_calls": 0,
     }
+    # stderr carries one line only: the Replay/Count metric in Embedded Metric Format.
+    (metric,) = emf_lines(done.stderr)
+    assert done.stderr == json.dumps(metric, separators=(",", ":"), sort_keys=True) + "\n"
+    assert metric["Replay/Count"] == 1 and metric["identical"] is True
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "OPX"
     human = opx("replay", result["execution_id"], data_dir=data_dir)
-    assert human.returncode == 0 and "IDENTICAL" in human.stdout and human.stderr == ""
+    assert human.returncode == 0 and "IDENTICAL" in human.stdout
+    assert len(emf_lines(human.stderr)) == 1 and len(human.stderr.splitlines()) == 1
 
 
 def test_replay_under_other_settings_exits_1_with_the_differences(
@@ -70,6 +77,8 @@ def test_replay_under_other_settings_exits_1_with_the_differences(
         env={"OPX_CONFIDENCE_THRESHOLD": "0.99"},
     )
     assert human.returncode == 1 and "DIFFERENT" in human.stdout
+    (metric,) = emf_lines(human.stderr)
+    assert metric["Replay/Count"] == 1 and metric["identical"] is False
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""What OPX reports about itself: metric names and the CloudWatch Embedded Metric Format."""
