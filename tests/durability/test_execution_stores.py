@@ -4,13 +4,14 @@ final results and attempts. Tests taking the ``store`` fixture run against both.
 from __future__ import annotations
 
 import itertools
+import random
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
+from opx.domain.result import ExecutionResult, ExecutionStatus, Reason, TraceEntry
 from opx.durability.dynamodb_executions import DynamoDBExecutionStore, create_results_table
 from opx.durability.dynamodb_local import local_client
 from opx.durability.sqlite_store import SqliteExecutionStore
@@ -257,3 +258,21 @@ def record(status: str, reason: str | None = None, **kw: object) -> ExecutionRec
 def test_the_delivery_table(stored: ExecutionRecord | None, expected: tuple[object, ...]) -> None:
     plan = plan_claim(stored, "me", now=10.0)
     assert (plan.outcome, plan.attempt, plan.resume) == expected
+
+
+def big_result(
+    status: ExecutionStatus, reason: Reason, kilobytes: int, seed: int
+) -> ExecutionResult:
+    """A result whose JSON barely compresses: ``kilobytes`` KB of hex in its trace."""
+    noise = random.Random(seed).randbytes(kilobytes * 512).hex()
+    trace = [TraceEntry(node=f"n{i}", status="ok", detail=noise[i::8]) for i in range(8)]
+    return result(status, reason).model_copy(update={"execution_trace": trace})
+
+
+def test_a_result_beyond_the_dynamodb_item_limit_round_trips(store: SqliteExecutionStore) -> None:
+    huge = big_result(ExecutionStatus.COMPLETED, Reason.ROOT_CAUSE_IDENTIFIED, 1200, seed=1)
+    assert store.finish("e1", claim(store, "a", 100).lease, huge, now=110)
+    assert store.get("e1").result == huge  # type: ignore[union-attr]
+    (listed,) = store.list()
+    assert listed.result == huge and listed.status == "COMPLETED"
+    assert claim(store, "b", 120).outcome is ClaimOutcome.FINISHED

@@ -5,6 +5,16 @@ Item (table ``opx-executions`` by default, partition key ``execution_id`` (S), n
 ``fencing_token``, ``result`` (the ExecutionResult JSON, zlib-compressed, binary),
 ``result_attempt``, ``bundle``, ``created_at``, ``updated_at`` and ``ttl`` (epoch seconds).
 
+A result whose compressed JSON is over 350 KB (so the item would near DynamoDB's 400 KB limit)
+is split into chunk items of 350,000 bytes, written before the item that references them: the
+item then holds ``result_chunks`` (M: ``key``, ``parts``, ``length``, ``digest``) instead of
+``result``. Chunk ``i`` has the partition key ``{key}#{i:05d}``, where ``key`` is
+``{execution_id}#result#{fencing token}#{digest}``, and the attributes ``chunk_of`` (the
+execution id), ``data`` (B) and ``ttl``. The reader checks the reassembled bytes against the
+SHA-256 digest and length. Chunks replaced by a later result are deleted after it is stored, those
+of a refused (stale) finish right away; any left behind by a crash expire with their ``ttl``.
+``list`` skips chunk items.
+
 A claim reads the item with a strongly consistent read, decides with
 :func:`opx.durability.store.plan_claim`, and writes on the condition that the fencing token it
 read is unchanged (or, for a new execution, that no item exists): two workers that read the same
@@ -24,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
+from opx.durability.dynamodb_codec import ChunkRef, StoredDataError, join, split
 from opx.durability.dynamodb_io import create_and_wait
 from opx.durability.store import (
     Claim,
@@ -40,8 +51,13 @@ if TYPE_CHECKING:
 
 DEFAULT_RESULTS_TABLE = "opx-executions"
 DEFAULT_TTL_SECONDS = 90 * 24 * 3600
-# Leaves room for the other attributes under DynamoDB's 400 KB item limit.
+# A compressed result up to this size stays in the item (room is left for the other attributes
+# under DynamoDB's 400 KB item limit); a larger one goes to chunk items of RESULT_CHUNK_BYTES.
 MAX_RESULT_BYTES = 350 * 1024
+RESULT_CHUNK_BYTES = 350_000
+MAX_RESULT_CHUNKS = 64  # about 22 MB compressed: far beyond any real result
+MAX_RESULT_JSON_BYTES = 256 * 1024 * 1024  # decompression stops here
+_READ_TRIES = 3
 _CLAIM_TRIES = 8
 _OWNER_AND_TOKEN = "lease_owner = :owner AND fencing_token = :token"
 
@@ -71,10 +87,16 @@ class DynamoDBExecutionStore:
         *,
         client: DynamoDBClient,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        inline_limit: int = MAX_RESULT_BYTES,
+        chunk_bytes: int = RESULT_CHUNK_BYTES,
+        max_chunks: int = MAX_RESULT_CHUNKS,
     ) -> None:
         self.table_name = table_name
         self._client = client
         self._ttl_seconds = ttl_seconds
+        self._inline_limit = inline_limit
+        self._chunk_bytes = chunk_bytes
+        self._max_chunks = max_chunks
 
     def claim(
         self,
@@ -164,20 +186,57 @@ class DynamoDBExecutionStore:
     def finish(self, execution_id: str, lease: Lease, result: ExecutionResult, now: float) -> bool:
         """Store the result and free the lease, if the lease is still this holder's."""
         blob = zlib.compress(result.model_dump_json().encode("utf-8"), 6)
-        if len(blob) > MAX_RESULT_BYTES:
+        if len(blob) <= self._inline_limit:
+            return self._end(
+                execution_id,
+                lease,
+                result.status,
+                result.reason,
+                now,
+                extra_set=", #result = :result, result_attempt = attempt",
+                extra_remove=", result_chunks",
+                extra_values={":result": {"B": blob}},
+            )
+        ref, parts = split(blob, self._chunk_bytes)
+        if ref.parts > self._max_chunks:
             raise StoreUnavailable(
                 f"execution {execution_id}: the result is {len(blob)} bytes compressed, over "
-                f"the {MAX_RESULT_BYTES}-byte item budget of {self.table_name}"
+                f"the {self._max_chunks} chunks of {self._chunk_bytes} bytes that "
+                f"{self.table_name} keeps for one result"
             )
-        return self._end(
+        prefix = f"{execution_id}#result#{lease.token}#{ref.digest}"
+        expires = str(int(now) + self._ttl_seconds)
+        for i, part in enumerate(parts):
+            chunk: Item = {
+                "execution_id": {"S": _chunk_id(prefix, i)},
+                "chunk_of": {"S": execution_id},
+                "data": {"B": part},
+                "ttl": {"N": expires},
+            }
+            self._call(
+                functools.partial(self._client.put_item, TableName=self.table_name, Item=chunk)
+            )
+        chunks = {
+            "key": {"S": prefix},
+            "parts": {"N": str(ref.parts)},
+            "length": {"N": str(ref.length)},
+            "digest": {"S": ref.digest},
+        }
+        stored = self._end(
             execution_id,
             lease,
             result.status,
             result.reason,
             now,
-            extra_set=", #result = :result, result_attempt = attempt",
-            extra_values={":result": {"B": blob}},
+            extra_set=", result_chunks = :chunks, result_attempt = attempt",
+            extra_remove=", #result",
+            extra_values={":chunks": {"M": chunks}},
         )
+        if not stored:
+            current = self._item(execution_id)
+            if current is None or _chunk_ref(current) != (prefix, ref):
+                self._drop_chunks(prefix, ref.parts)
+        return stored
 
     def release(
         self,
@@ -199,6 +258,7 @@ class DynamoDBExecutionStore:
         now: float,
         *,
         extra_set: str = "",
+        extra_remove: str = "",
         extra_values: Mapping[str, Any] | None = None,
     ) -> bool:
         values: Item = {
@@ -212,24 +272,72 @@ class DynamoDBExecutionStore:
         if reason is not None:
             update += ", reason = :reason"
             values[":reason"] = {"S": reason.value}
-        update += " REMOVE lease_owner, lease_expires_at"
+        update += f" REMOVE lease_owner, lease_expires_at{extra_remove}"
         if reason is None:
             update += ", reason"
-        return self._conditional(
+        names = {"#s": "status"}
+        if "#result" in update:
+            names["#result"] = "result"
+        answer = self._answer_unless_refused(
             lambda: self._client.update_item(
                 TableName=self.table_name,
                 Key={"execution_id": {"S": execution_id}},
                 UpdateExpression=update,
                 ConditionExpression=_OWNER_AND_TOKEN,
-                ExpressionAttributeNames={
-                    "#s": "status",
-                    **({"#result": "result"} if extra_set else {}),
-                },
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_OLD",
             )
         )
+        if answer is None:
+            return False
+        # A result in chunks that this write replaced: its chunks are no longer referenced.
+        replaced = _chunk_ref(answer.get("Attributes") or {})
+        new = values.get(":chunks")
+        if replaced is not None and (new is None or new["M"]["key"]["S"] != replaced[0]):
+            self._drop_chunks(replaced[0], replaced[1].parts)
+        return True
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
+        """The record, its result read back from chunk items when it has them."""
+        for _ in range(_READ_TRIES):
+            item = self._item(execution_id)
+            if item is None or "chunk_of" in item:
+                return None
+            try:
+                return self._record(item)
+            except _ChunkMissing:
+                continue  # a newer result replaced the chunks just read: read the item again
+        raise StoreUnavailable(
+            f"execution {execution_id}: the chunks of its result are missing from {self.table_name}"
+        )
+
+    def list(self, limit: int = 50, status: str | None = None) -> list[ExecutionRecord]:
+        """Newest first. A scan: meant for operators' occasional listing, not a hot path."""
+        records: list[ExecutionRecord] = []
+        start: Item | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "FilterExpression": "attribute_not_exists(chunk_of)",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._call(functools.partial(self._client.scan, **kwargs))
+            for item in page.get("Items", []):
+                if status and _text(item, "status") != status:
+                    continue
+                if "result_chunks" not in item:
+                    records.append(self._record(item))
+                elif (record := self.get(item["execution_id"]["S"])) is not None:
+                    records.append(record)  # read again, with its result's chunks
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        records.sort(key=lambda r: (-r.updated_at, r.execution_id))
+        return records[:limit]
+
+    def _item(self, execution_id: str) -> Item | None:
         answer = self._call(
             lambda: self._client.get_item(
                 TableName=self.table_name,
@@ -237,33 +345,70 @@ class DynamoDBExecutionStore:
                 ConsistentRead=True,
             )
         )
-        item = answer.get("Item")
-        return None if item is None else _record(item)
+        item: Item | None = answer.get("Item")
+        return item
 
-    def list(self, limit: int = 50, status: str | None = None) -> list[ExecutionRecord]:
-        """Newest first. A scan: meant for operators' occasional listing, not a hot path."""
-        records: list[ExecutionRecord] = []
-        start: Item | None = None
-        while True:
-            kwargs: dict[str, Any] = {"TableName": self.table_name}
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            page = self._call(functools.partial(self._client.scan, **kwargs))
-            records.extend(_record(item) for item in page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-        if status:
-            records = [r for r in records if r.status == status]
-        records.sort(key=lambda r: (-r.updated_at, r.execution_id))
-        return records[:limit]
+    def _record(self, item: Item) -> ExecutionRecord:
+        execution_id = str(item["execution_id"]["S"])
+        blob = None
+        if "result" in item:
+            blob = bytes(item["result"]["B"])
+        elif (found := _chunk_ref(item)) is not None:
+            blob = self._read_chunks(execution_id, *found)
+        result = None if blob is None else _result(execution_id, blob)
+        result_attempt = _number(item, "result_attempt")
+        return ExecutionRecord(
+            execution_id=execution_id,
+            incident_id=str(item["incident_id"]["S"]),
+            status=str(item["status"]["S"]),
+            reason=_text(item, "reason"),
+            attempt=int(_number(item, "attempt") or 1),
+            lease_owner=_text(item, "lease_owner"),
+            lease_expires_at=_number(item, "lease_expires_at"),
+            result=result,
+            created_at=_number(item, "created_at") or 0.0,
+            updated_at=_number(item, "updated_at") or 0.0,
+            fencing_token=int(_number(item, "fencing_token") or 0),
+            result_attempt=None if result_attempt is None else int(result_attempt),
+            bundle=_text(item, "bundle"),
+        )
+
+    def _read_chunks(self, execution_id: str, prefix: str, ref: ChunkRef) -> bytes:
+        parts: list[bytes] = []
+        for i in range(ref.parts):
+            chunk = self._item(_chunk_id(prefix, i))
+            if chunk is None or "data" not in chunk:
+                raise _ChunkMissing
+            parts.append(bytes(chunk["data"]["B"]))
+        try:
+            return join(ref, parts)
+        except StoredDataError as exc:
+            raise StoreUnavailable(f"execution {execution_id}: {exc}") from exc
+
+    def _drop_chunks(self, prefix: str, parts: int) -> None:
+        """Delete chunk items nothing references any more; a failure leaves them to their ttl."""
+        for i in range(parts):
+            try:
+                self._call(
+                    functools.partial(
+                        self._client.delete_item,
+                        TableName=self.table_name,
+                        Key={"execution_id": {"S": _chunk_id(prefix, i)}},
+                    )
+                )
+            except StoreUnavailable:
+                return
 
     def _conditional(self, write: Callable[[], object]) -> bool:
+        """Whether the conditional write was made (False when its condition failed)."""
+        return self._answer_unless_refused(write) is not None
+
+    def _answer_unless_refused(self, write: Callable[[], Any]) -> Any | None:
+        """The write's answer, or None when its condition failed."""
         try:
-            self._call(write)
+            return self._call(write)
         except _ConditionFailed:
-            return False
-        return True
+            return None
 
     def _call(self, request: Callable[[], Any]) -> Any:
         try:
@@ -281,8 +426,43 @@ class _ConditionFailed(Exception):
     """A conditional write lost: someone else changed the item first."""
 
 
+class _ChunkMissing(Exception):
+    """A chunk of a result is gone (replaced by a newer result since the item was read)."""
+
+
 def _num(value: float) -> str:
     return repr(float(value))
+
+
+def _chunk_id(prefix: str, part: int) -> str:
+    return f"{prefix}#{part:05d}"
+
+
+def _chunk_ref(item: Mapping[str, Any]) -> tuple[str, ChunkRef] | None:
+    """Where an item's result chunks are: (key prefix, reference), or None if it has none."""
+    value = item.get("result_chunks")
+    if value is None:
+        return None
+    fields = value["M"]
+    ref = ChunkRef(
+        digest=str(fields["digest"]["S"]),
+        parts=int(fields["parts"]["N"]),
+        length=int(fields["length"]["N"]),
+    )
+    return str(fields["key"]["S"]), ref
+
+
+def _result(execution_id: str, blob: bytes) -> ExecutionResult:
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(blob, MAX_RESULT_JSON_BYTES)
+    except zlib.error as exc:
+        raise StoreUnavailable(
+            f"execution {execution_id}: stored result is corrupt: {exc}"
+        ) from exc
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise StoreUnavailable(f"execution {execution_id}: stored result is truncated or too large")
+    return ExecutionResult.model_validate_json(text)
 
 
 def _text(item: Item, name: str) -> str | None:
@@ -293,26 +473,3 @@ def _text(item: Item, name: str) -> str | None:
 def _number(item: Item, name: str) -> float | None:
     value = item.get(name)
     return None if value is None else float(value["N"])
-
-
-def _record(item: Item) -> ExecutionRecord:
-    blob = item.get("result")
-    result = None
-    if blob is not None:
-        result = ExecutionResult.model_validate_json(zlib.decompress(bytes(blob["B"])))
-    result_attempt = _number(item, "result_attempt")
-    return ExecutionRecord(
-        execution_id=str(item["execution_id"]["S"]),
-        incident_id=str(item["incident_id"]["S"]),
-        status=str(item["status"]["S"]),
-        reason=_text(item, "reason"),
-        attempt=int(_number(item, "attempt") or 1),
-        lease_owner=_text(item, "lease_owner"),
-        lease_expires_at=_number(item, "lease_expires_at"),
-        result=result,
-        created_at=_number(item, "created_at") or 0.0,
-        updated_at=_number(item, "updated_at") or 0.0,
-        fencing_token=int(_number(item, "fencing_token") or 0),
-        result_attempt=None if result_attempt is None else int(result_attempt),
-        bundle=_text(item, "bundle"),
-    )
