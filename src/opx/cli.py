@@ -42,6 +42,7 @@ from opx.runtime.replay import (
 )
 from opx.runtime.wiring import make_deps, open_checkpointer, open_runtime, open_store, open_tools
 from opx.snapshot import snapshot_command
+from opx.tools.action_groups import schemas_json
 from opx.tools.bundle import BundleError
 
 EXIT_OK, EXIT_DIFFERS, EXIT_REJECTED, EXIT_INFRA = 0, 1, 2, 3
@@ -357,17 +358,20 @@ def executions_show(
 
 @app.command()
 def schema(
-    which: Annotated[str, typer.Argument(help="event | result")],
+    which: Annotated[str, typer.Argument(help="event | result | tools")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Print the JSON Schema of the accepted events or of the execution result."""
+    """Print the JSON Schema of the accepted events or of the execution result, or the
+    Bedrock action-group function schemas of the tools."""
     if which == "event":
         adapter: TypeAdapter[Any] = TypeAdapter(IncidentCreatedEnvelope | AlarmStateChangeEnvelope)
         _emit_json(adapter.json_schema(by_alias=True))
     elif which == "result":
         _emit_json(ExecutionResult.model_json_schema())
+    elif which == "tools":
+        sys.stdout.write(schemas_json())
     else:
-        _fail(EXIT_REJECTED, f"unknown schema {which!r}: choose event or result")
+        _fail(EXIT_REJECTED, f"unknown schema {which!r}: choose event, result or tools")
 
 
 def main() -> None:

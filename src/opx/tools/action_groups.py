@@ -1,7 +1,7 @@
 """The Lambda adapter for Bedrock agent action groups: it parses the action-group event (function
 details or OpenAPI form), calls the telemetry tool and returns Bedrock's response envelope; and it
 exports the typed schema of every tool (``functionSchema`` and OpenAPI) as JSON for the
-infrastructure to attach to the agents (``python -m opx.tools.action_groups``).
+infrastructure to attach to the agents (``opx schema tools``).
 
 Every tool answer is the tool's :class:`~opx.domain.tool_result.ToolResult` as compact JSON (at
 most 10 KB). ``start``/``end`` are ISO-8601 times with a zone; when omitted they default to the
@@ -522,6 +522,3 @@ def handler(event: Mapping[str, Any], context: object = None) -> Args:
     """The Lambda handler: the AWS telemetry source configured from the environment."""
     return _default_adapter().handle(event)
 
-
-if __name__ == "__main__":
-    print(schemas_json(), end="")
