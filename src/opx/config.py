@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,14 @@ class ConfigError(ValueError):
 
 def _env_name(agent_id: str) -> str:
     return agent_id.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class BedrockAgentRef:
+    """A deployed Bedrock agent and the alias to invoke (``<agentId>/<aliasId>``)."""
+
+    agent_id: str
+    alias_id: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,22 @@ class Settings:
     baseline_lookback_hours: float = 24.0
     incidents_per_day: float = 10.0
     budget_warn_ratio: float = 0.8
+    # Reasoning: a backend per agent (``local`` or ``bedrock``) and, for Bedrock, which agent.
+    agent_backends: Mapping[str, str] = field(default_factory=dict)
+    bedrock_agents: Mapping[str, BedrockAgentRef] = field(default_factory=dict)
+    bedrock_deadline_s: float = 90.0
+    # Kill switch: SSM parameter names (Lambda) and the local variable's agent set.
+    kill_switch_source: str = "env"
+    kill_switch_parameter: str = "/opx/kill-switch"
+    kill_switch_agent_path: str = "/opx/kill-switch/"
+    kill_switch_local: frozenset[str] = frozenset()
+    # Lambda: time kept back from the invocation's remaining time to store and publish.
+    deadline_margin_s: float = 20.0
+    metrics_namespace: str = "Phase6"
+
+    def backend_for(self, agent_id: str) -> str:
+        """``local`` or ``bedrock``: the per-agent override, else ``OPX_AGENT_BACKEND``."""
+        return self.agent_backends.get(agent_id, self.agent_backend)
 
     def deadline_for(self, agent_id: str) -> float:
         return self.agent_deadlines_s.get(agent_id, ROSTER[agent_id].deadline_s)
@@ -93,6 +118,58 @@ def _deadlines(env: Mapping[str, str]) -> dict[str, float]:
     return out
 
 
+_BEDROCK_ID = re.compile(r"^[0-9A-Za-z]{10}$")
+KILL_ALL = "all"
+
+
+def _agent_backends(env: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for agent_id in ROSTER:
+        name = f"OPX_AGENT_BACKEND_{_env_name(agent_id)}"
+        if env.get(name):
+            out[agent_id] = _choice(env, name, "local", ("local", "bedrock"))
+    return out
+
+
+def _bedrock_agents(env: Mapping[str, str]) -> dict[str, BedrockAgentRef]:
+    out: dict[str, BedrockAgentRef] = {}
+    for agent_id in ROSTER:
+        name = f"OPX_BEDROCK_AGENT_{_env_name(agent_id)}"
+        raw = env.get(name)
+        if not raw:
+            continue
+        agent, _, alias = raw.partition("/")
+        if not (_BEDROCK_ID.match(agent) and _BEDROCK_ID.match(alias)):
+            raise ConfigError(
+                f"{name}={raw!r} must be <agentId>/<aliasId>, each 10 letters or digits"
+            )
+        out[agent_id] = BedrockAgentRef(agent, alias)
+    return out
+
+
+def _kill_switch(env: Mapping[str, str]) -> frozenset[str]:
+    raw = (env.get("OPX_KILL_SWITCH") or "").strip()
+    if not raw:
+        return frozenset()
+    names = {part.strip() for part in raw.split(",") if part.strip()}
+    if KILL_ALL in names:
+        return frozenset({KILL_ALL})
+    unknown = sorted(names - set(ROSTER))
+    if unknown:
+        raise ConfigError(
+            f"OPX_KILL_SWITCH names unknown agents {', '.join(unknown)}; use 'all' or some of "
+            + ", ".join(sorted(ROSTER))
+        )
+    return frozenset(names)
+
+
+def _parameter_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if not value.startswith("/") or " " in value:
+        raise ConfigError(f"{name}={value!r} must be an SSM parameter path starting with '/'")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment); ``data_dir`` wins if given."""
     env = os.environ if env is None else env
@@ -117,4 +194,23 @@ def load_settings(env: Mapping[str, str] | None = None, data_dir: Path | None = 
         baseline_lookback_hours=_float(env, "OPX_BASELINE_LOOKBACK_HOURS", 24.0, low=0.1),
         incidents_per_day=_float(env, "OPX_INCIDENTS_PER_DAY", 10.0),
         budget_warn_ratio=_float(env, "OPX_BUDGET_WARN_RATIO", 0.8, high=1.0),
+        agent_backends=_agent_backends(env),
+        bedrock_agents=_bedrock_agents(env),
+        bedrock_deadline_s=_float(env, "OPX_BEDROCK_DEADLINE_S", 90.0, low=0.001),
+        kill_switch_source=_choice(env, "OPX_KILL_SWITCH_SOURCE", "env", ("env", "ssm")),
+        kill_switch_parameter=_parameter_name(env, "OPX_KILL_SWITCH_PARAMETER", "/opx/kill-switch"),
+        kill_switch_agent_path=_parameter_name(
+            env, "OPX_KILL_SWITCH_AGENT_PATH", "/opx/kill-switch/"
+        ),
+        kill_switch_local=_kill_switch(env),
+        deadline_margin_s=_float(env, "OPX_DEADLINE_MARGIN_S", 20.0, high=600.0),
+        metrics_namespace=_metrics_namespace(env),
     )
+
+
+def _metrics_namespace(env: Mapping[str, str]) -> str:
+    value = env.get("OPX_METRICS_NAMESPACE") or "Phase6"
+    # CloudWatch: 1-255 characters, no leading colon, printable ASCII.
+    if len(value) > 255 or value.startswith(":") or not value.isprintable() or not value.isascii():
+        raise ConfigError(f"OPX_METRICS_NAMESPACE={value!r} is not a valid CloudWatch namespace")
+    return value

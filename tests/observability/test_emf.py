@@ -31,7 +31,7 @@ def test_one_dimension_free_line_with_the_metric_and_its_properties() -> None:
             "Timestamp": 1_700_500,
             "CloudWatchMetrics": [
                 {
-                    "Namespace": "OPX",
+                    "Namespace": "Phase6",
                     "Dimensions": [[]],
                     "Metrics": [{"Name": "Replay/Count", "Unit": "Count"}],
                 }
@@ -69,8 +69,8 @@ def test_lines_cloudwatch_would_reject_or_misread_are_refused(
         emf_record(values, timestamp_ms=0, properties=properties)
 
 
-def test_metric_names_are_unique_and_in_the_opx_namespace() -> None:
-    assert NAMESPACE == "OPX"
+def test_metric_names_are_unique_and_in_the_default_namespace() -> None:
+    assert NAMESPACE == "Phase6"
     names = [m.name for m in ALL_METRICS]
     assert len(names) == len(set(names)) and REPLAY_COUNT in ALL_METRICS
     assert all(m.unit and m.description for m in ALL_METRICS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from opx.agents.analysts import local_analysts
-from opx.agents.backend import LocalBackend
+from opx.agents.selection import make_backend
 from opx.config import ConfigError, Settings
 from opx.durability.dynamodb import DynamoDBSaver
 from opx.durability.dynamodb_executions import DynamoDBExecutionStore
@@ -92,11 +90,9 @@ def open_tools(settings: Settings, bundle: Path) -> TelemetryTools:
 
 
 def make_deps(settings: Settings, tools: TelemetryTools) -> GraphDeps:
-    if settings.agent_backend != "local":
-        raise ConfigError(f"OPX_AGENT_BACKEND={settings.agent_backend} is not available here")
-    lookback = timedelta(hours=settings.baseline_lookback_hours)
-    backend = LocalBackend(local_analysts(lookback))
-    return GraphDeps(tools=tools, backend=backend, settings=settings, pricing=load_pricing())
+    return GraphDeps(
+        tools=tools, backend=make_backend(settings), settings=settings, pricing=load_pricing()
+    )
 
 
 @asynccontextmanager
