@@ -33,8 +33,9 @@ bench: $(STAMP)  ## wall time per execution and orchestration overhead on the ex
 	$(BIN)/python benchmarks/bench_examples.py
 	$(BIN)/python benchmarks/bench_checkpoints.py
 
-eval: $(STAMP)  ## accuracy on the PetShop dataset beside the repository (see the README)
+eval: $(STAMP)  ## accuracy on the PetShop and Nezha datasets beside the repository (see the README)
 	$(BIN)/opx eval petshop --data ../shared/data/petshop
+	$(BIN)/opx eval nezha --data ../shared/data/nezha-trainticket/nezha-trainticket.tar.gz
 
 examples: $(STAMP)  ## regenerate the example incidents (deterministic)
 	$(BIN)/python scripts/make_examples.py

@@ -70,7 +70,13 @@ class Settings:
         return self.agent_backends.get(agent_id, self.agent_backend)
 
     def deadline_for(self, agent_id: str) -> float:
-        return self.agent_deadlines_s.get(agent_id, ROSTER[agent_id].deadline_s)
+        """``OPX_DEADLINE_<AGENT>_S`` if set; else the Bedrock deadline for an agent on Bedrock
+        (a model round trip takes far longer than a local analyst), else the roster's."""
+        if agent_id in self.agent_deadlines_s:
+            return self.agent_deadlines_s[agent_id]
+        if self.backend_for(agent_id) == "bedrock":
+            return self.bedrock_deadline_s
+        return ROSTER[agent_id].deadline_s
 
     @property
     def checkpoint_db(self) -> Path:

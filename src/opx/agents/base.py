@@ -17,6 +17,8 @@ class AgentContext:
     incident: Incident
     tools: TelemetryTools
     prior: dict[str, Hypothesis] = field(default_factory=dict)
+    # Which execution asks: a remote backend derives its deterministic session ids from it.
+    execution_id: str = ""
 
 
 @dataclass(frozen=True)

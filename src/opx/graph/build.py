@@ -103,6 +103,7 @@ def _agent_node(agent_id: str, deps: GraphDeps) -> Node:
             incident=_incident(state),
             tools=deps.tools,
             prior=prior if agent_id in (KNOWLEDGE, RESPONSE) else {},
+            execution_id=str(state.get("execution_id") or ""),
         )
         outcome = await run_agent(
             agent_id,
