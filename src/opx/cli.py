@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -32,6 +34,7 @@ from opx.reasoning.pricing import load_pricing
 from opx.render import checkpoints_table, executions_table, print_to, replay_view, result_view
 from opx.runtime.execute import Execution, execute, skipped
 from opx.runtime.intake import MAX_EVENT_BYTES, Accepted, parse_event
+from opx.runtime.lambda_handler import FakeContext, Invocation, invoke, reject
 from opx.runtime.replay import (
     CheckpointListing,
     ReplayRejected,
@@ -209,6 +212,74 @@ def _notes(execution: Execution) -> list[str]:
     return notes
 
 
+@app.command("invoke")
+def invoke_command(
+    event: Annotated[
+        Path, typer.Argument(help="The event exactly as EventBridge would hand it to Lambda.")
+    ],
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Telemetry bundle directory when OPX_TELEMETRY=bundle "
+            "(default: bundle/ beside the event).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.0,
+            help="Seconds the fake Lambda context has (the function timeout); the handler keeps "
+            "OPX_DEADLINE_MARGIN_S of them back.",
+        ),
+    ] = 300.0,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish/--no-publish",
+            help="Publish AnalysisCompleted to OPX_EVENT_BUS (and OPX_SUMMARY_TOPIC_ARN) as "
+            "Lambda does; off by default on a laptop.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Invoke the Lambda handler on an event file, exactly as Lambda would.
+
+    Prints the handler's response as JSON on stdout; the metric lines (Embedded Metric Format)
+    and the JSON logs go to stderr. A file that is missing, empty, unreadable or not JSON gets a
+    REJECTED response too. Exit 0 for an answered event, 2 for a REJECTED one, 3 when the handler
+    raised (Lambda would retry the event): an infrastructure failure, or the deadline reached
+    with the execution checkpointed for the retry to resume.
+    """
+    settings = _settings(data_dir)
+    beside = event.parent / "bundle"
+    invocation = Invocation(
+        settings,
+        out=sys.stderr,
+        env=os.environ,
+        bundle=bundle or (beside if beside.is_dir() else None),
+        publish=publish,
+    )
+    try:
+        raw = _read_event(event) if event.is_file() else None
+    except OSError as exc:
+        raw, reason = None, f"the event file cannot be read: {exc.strerror or exc}"
+    else:
+        reason = f"event file not found: {event}"
+    if raw is None:
+        response = reject(InputRejected(reason), invocation)
+    else:
+        context = FakeContext(time.time() + timeout)
+        try:
+            response = invoke(raw, context, invocation)
+        except Exception as exc:  # the handler raised: Lambda would retry the event
+            _fail(EXIT_INFRA, f"the handler raised {type(exc).__name__}: {exc}")
+    _emit_json(response)
+    if response["status"] == ExecutionStatus.REJECTED.value:
+        raise typer.Exit(EXIT_REJECTED)
+
+
 @app.command("replay")
 def replay_command(
     execution_id: Annotated[str, typer.Argument(help="The 32-character execution id.")],
@@ -245,6 +316,7 @@ def replay_command(
     emit(
         {REPLAY_COUNT: 1},
         properties={"execution_id": execution_id, "identical": report.identical},
+        namespace=settings.metrics_namespace,
     )
     if as_json:
         _emit_json(report.to_json())

@@ -1,5 +1,6 @@
-"""The agent runner: one deadline per agent over all attempts, bounded retries, every attempt
-recorded. It serves every reasoning backend, and never raises."""
+"""The agent runner: the kill switch checked first, then one deadline per agent over all
+attempts, bounded retries, every attempt recorded. It serves every reasoning backend, and never
+raises."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from opx.domain.hypothesis import AgentCost, AttemptRecord, Hypothesis, Hypothes
 from opx.domain.result import TraceEntry
 
 Sleep = Callable[[float], Awaitable[None]]
+# Whether the kill switch stops an agent (True: do not run it).
+Stopped = Callable[[str], bool]
+KILL_SWITCH = "KILL_SWITCH"
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,15 @@ async def run_agent(
     policy: RetryPolicy,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
+    stopped: Stopped | None = None,
 ) -> RunOutcome:
-    """Run one agent to a hypothesis: success, or a FAILURE/TIMEOUT hypothesis saying why."""
+    """Run one agent to a hypothesis: success, or a FAILURE/TIMEOUT hypothesis saying why, or,
+    when ``stopped`` says the kill switch is on for it, SKIPPED without calling the agent."""
     rng = rng or random.Random()
     log = _Attempts()
     started = time.time()
+    if _is_stopped(stopped, agent_id):
+        return _skipped(agent_id, backend, started)
     try:
         async with asyncio.timeout(deadline_s):
             hypothesis = await _attempt_loop(agent_id, backend, ctx, policy, sleep, rng, log)
@@ -115,6 +123,27 @@ async def _attempt_loop(
             )
         await sleep(policy.delay(attempt, rng))
     raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def _is_stopped(stopped: Stopped | None, agent_id: str) -> bool:
+    if stopped is None:
+        return False
+    try:
+        return stopped(agent_id)
+    except Exception:  # unreadable now: the execution-level check passed moments ago
+        return False
+
+
+def _skipped(agent_id: str, backend: ReasoningBackend, started: float) -> RunOutcome:
+    hypothesis = Hypothesis(
+        agent_id=agent_id,
+        agent_version=_version(backend, agent_id),
+        status=HypothesisStatus.SKIPPED,
+        description=f"{agent_id} was not run: the kill switch is on for it",
+        findings={"reason": KILL_SWITCH},
+    )
+    trace = [TraceEntry(node=agent_id, status=HypothesisStatus.SKIPPED.value, detail=KILL_SWITCH)]
+    return RunOutcome(hypothesis, trace, [], started, time.time())
 
 
 def _record_success(agent_id: str, attempt: int, output: AgentOutput, log: _Attempts) -> None:

@@ -3,7 +3,9 @@
 Item (table ``opx-executions`` by default, partition key ``execution_id`` (S), no sort key):
 ``incident_id``, ``status``, ``reason``, ``attempt``, ``lease_owner``, ``lease_expires_at``,
 ``fencing_token``, ``result`` (the ExecutionResult JSON, zlib-compressed, binary),
-``result_attempt``, ``bundle``, ``created_at``, ``updated_at`` and ``ttl`` (epoch seconds).
+``result_attempt``, ``bundle``, ``created_at``, ``updated_at``, ``ttl`` (epoch seconds), and,
+once the result is being published, ``delivery_attempt``, ``delivery_state`` (PENDING or DONE)
+and ``delivery_at``.
 
 A result whose compressed JSON is over 350 KB (so the item would near DynamoDB's 400 KB limit)
 is split into chunk items of 350,000 bytes, written before the item that references them: the
@@ -37,6 +39,8 @@ from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
 from opx.durability.dynamodb_codec import ChunkRef, StoredDataError, join, split
 from opx.durability.dynamodb_io import create_and_wait
 from opx.durability.store import (
+    DELIVERY_DONE,
+    DELIVERY_PENDING,
     Claim,
     ClaimOutcome,
     ClaimPlan,
@@ -297,6 +301,50 @@ class DynamoDBExecutionStore:
         if replaced is not None and (new is None or new["M"]["key"]["S"] != replaced[0]):
             self._drop_chunks(replaced[0], replaced[1].parts)
         return True
+
+    def claim_delivery(
+        self, execution_id: str, attempt: int, now: float, *, stale_after_s: float
+    ) -> bool:
+        """Take the right to publish the stored result of ``attempt`` (see the protocol)."""
+        return self._delivery_write(
+            execution_id,
+            "SET delivery_attempt = :a, delivery_state = :pending, delivery_at = :now",
+            "result_attempt = :a AND (attribute_not_exists(delivery_attempt) "
+            "OR delivery_attempt <> :a OR (delivery_state = :pending AND delivery_at < :stale))",
+            {
+                ":a": {"N": str(attempt)},
+                ":pending": {"S": DELIVERY_PENDING},
+                ":now": {"N": _num(now)},
+                ":stale": {"N": _num(now - stale_after_s)},
+            },
+        )
+
+    def finish_delivery(self, execution_id: str, attempt: int, now: float) -> bool:
+        return self._delivery_write(
+            execution_id,
+            "SET delivery_state = :done, delivery_at = :now",
+            "delivery_attempt = :a",
+            {":a": {"N": str(attempt)}, ":done": {"S": DELIVERY_DONE}, ":now": {"N": _num(now)}},
+        )
+
+    def release_delivery(self, execution_id: str, attempt: int) -> bool:
+        return self._delivery_write(
+            execution_id,
+            "REMOVE delivery_attempt, delivery_state, delivery_at",
+            "delivery_attempt = :a AND delivery_state = :pending",
+            {":a": {"N": str(attempt)}, ":pending": {"S": DELIVERY_PENDING}},
+        )
+
+    def _delivery_write(self, execution_id: str, update: str, condition: str, values: Item) -> bool:
+        return self._conditional(
+            lambda: self._client.update_item(
+                TableName=self.table_name,
+                Key={"execution_id": {"S": execution_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        )
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         """The record, its result read back from chunk items when it has them."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
 from opx.durability.store import (
+    DELIVERY_DONE,
+    DELIVERY_PENDING,
     Claim,
     ClaimOutcome,
     ClaimPlan,
@@ -32,7 +34,10 @@ CREATE TABLE IF NOT EXISTS executions (
     updated_at REAL NOT NULL,
     fencing_token INTEGER NOT NULL DEFAULT 0,
     result_attempt INTEGER,
-    bundle TEXT
+    bundle TEXT,
+    delivery_attempt INTEGER,
+    delivery_state TEXT,
+    delivery_at REAL
 );
 CREATE INDEX IF NOT EXISTS executions_by_update ON executions (updated_at DESC);
 """
@@ -41,6 +46,9 @@ _ADDED_COLUMNS = {
     "fencing_token": "INTEGER NOT NULL DEFAULT 0",
     "result_attempt": "INTEGER",
     "bundle": "TEXT",
+    "delivery_attempt": "INTEGER",
+    "delivery_state": "TEXT",
+    "delivery_at": "REAL",
 }
 _COLUMNS = (
     "execution_id, incident_id, status, reason, attempt, lease_owner, lease_expires_at, "
@@ -147,6 +155,48 @@ class SqliteExecutionStore:
                     lease.owner,
                     lease.token,
                 ),
+            )
+            return cursor.rowcount == 1
+
+    def claim_delivery(
+        self, execution_id: str, attempt: int, now: float, *, stale_after_s: float
+    ) -> bool:
+        """Take the right to publish the stored result of ``attempt`` (see the protocol)."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE executions SET delivery_attempt = ?, delivery_state = ?, "
+                "delivery_at = ? WHERE execution_id = ? AND result_attempt = ? AND NOT ("
+                "COALESCE(delivery_attempt, 0) = ? AND "
+                "(delivery_state = ? OR COALESCE(delivery_at, 0) > ?))",
+                (
+                    attempt,
+                    DELIVERY_PENDING,
+                    now,
+                    execution_id,
+                    attempt,
+                    attempt,
+                    DELIVERY_DONE,
+                    now - stale_after_s,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def finish_delivery(self, execution_id: str, attempt: int, now: float) -> bool:
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE executions SET delivery_state = ?, delivery_at = ? "
+                "WHERE execution_id = ? AND delivery_attempt = ?",
+                (DELIVERY_DONE, now, execution_id, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def release_delivery(self, execution_id: str, attempt: int) -> bool:
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE executions SET delivery_attempt = NULL, delivery_state = NULL, "
+                "delivery_at = NULL WHERE execution_id = ? AND delivery_attempt = ? "
+                "AND delivery_state = ?",
+                (execution_id, attempt, DELIVERY_PENDING),
             )
             return cursor.rowcount == 1
 

@@ -9,6 +9,9 @@ from typing import Protocol
 
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason, is_final
 
+DELIVERY_PENDING = "PENDING"
+DELIVERY_DONE = "DONE"
+
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or used (an infrastructure failure, exit code 3)."""
@@ -137,6 +140,19 @@ class ExecutionStore(Protocol):
         reason: Reason | None,
         now: float,
     ) -> bool: ...
+
+    # Delivery of a stored result (publishing it), at most once per attempt's result:
+    # ``claim_delivery`` takes the right to publish the result of ``attempt`` (True), unless it
+    # was published already or another worker started less than ``stale_after_s`` ago (False);
+    # ``finish_delivery`` records it published; ``release_delivery`` gives the right back after
+    # a failed publish, so that a redelivery of the event publishes it.
+    def claim_delivery(
+        self, execution_id: str, attempt: int, now: float, *, stale_after_s: float
+    ) -> bool: ...
+
+    def finish_delivery(self, execution_id: str, attempt: int, now: float) -> bool: ...
+
+    def release_delivery(self, execution_id: str, attempt: int) -> bool: ...
 
     def get(self, execution_id: str) -> ExecutionRecord | None: ...
 

@@ -16,13 +16,14 @@ from langgraph.graph.state import CompiledStateGraph
 from opx.agents.backend import ReasoningBackend
 from opx.agents.base import AgentContext
 from opx.agents.roster import ALL_AGENTS, CORE_AGENTS, KNOWLEDGE, RESPONSE, WEIGHTS
-from opx.agents.runner import RetryPolicy, Sleep, run_agent
+from opx.agents.runner import RetryPolicy, Sleep, Stopped, run_agent
 from opx.config import Settings
 from opx.domain.consensus import ConsensusResult
 from opx.domain.cost import CostReport
+from opx.domain.errors import ErrorCode, ErrorInfo
 from opx.domain.incident import Incident
-from opx.domain.result import TraceEntry
-from opx.graph.outcome import build_result, core_agents_failed, hypotheses_of
+from opx.domain.result import ExecutionResult, ExecutionStatus, Reason, TraceEntry
+from opx.graph.outcome import build_result, core_agents_failed, hypotheses_of, versions_of
 from opx.graph.state import JSON, GraphState
 from opx.reasoning.consensus import build_consensus
 from opx.reasoning.cost import compute_cost
@@ -51,6 +52,8 @@ class GraphDeps:
     pricing: PricingTable
     sleep: Sleep = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+    # The kill switch, asked before each agent runs (default: never stops).
+    agent_stopped: Stopped = field(default=lambda _agent: False)
 
 
 def _trace(node: str, status: str, detail: str | None = None) -> list[JSON]:
@@ -113,6 +116,7 @@ def _agent_node(agent_id: str, deps: GraphDeps) -> Node:
             policy=RetryPolicy(deps.settings.retry_max_attempts, deps.settings.retry_base_delay_s),
             sleep=deps.sleep,
             rng=deps.rng,
+            stopped=deps.agent_stopped,
         )
         errors = [
             {"node": agent_id, "attempt": i + 1, "error": e.model_dump(mode="json")}
@@ -149,9 +153,24 @@ def _cost_of(state: GraphState, deps: GraphDeps) -> CostReport:
     )
 
 
+CONSENSUS_FAILED = "CONSENSUS_FAILED"
+
+
+def _consensus_error(exc: Exception) -> list[JSON]:
+    info = ErrorInfo.of(ErrorCode.INTERNAL_ERROR, f"consensus failed: {type(exc).__name__}: {exc}")
+    return [{"node": "consensus", "attempt": 1, "error": info.model_dump(mode="json")}]
+
+
+def _consensus_failed(state: GraphState) -> bool:
+    return any(e.get("node") == "consensus" for e in state.get("errors", []))
+
+
 def _consensus_node(deps: GraphDeps) -> Node:
     async def consensus(state: GraphState) -> dict[str, Any]:
-        result = _consensus_of(state, deps)
+        try:
+            result = _consensus_of(state, deps)
+        except Exception as exc:  # fail closed: no recommendation rather than a guess
+            return {"errors": _consensus_error(exc), "trace": _trace("consensus", CONSENSUS_FAILED)}
         status = "ROOT_CAUSE" if result.root_cause else "NO_CONFIDENT_ROOT_CAUSE"
         return {
             "consensus_result": result.model_dump(mode="json"),
@@ -177,22 +196,53 @@ def _finalize_node(deps: GraphDeps) -> Node:
     async def finalize(state: GraphState) -> dict[str, Any]:
         # On the short cut from the core agents, consensus and cost have not run: compute them
         # here so the result still says what was tried and what it cost.
-        consensus = (
-            ConsensusResult.model_validate(state["consensus_result"])
-            if "consensus_result" in state
-            else _consensus_of(state, deps)
-        )
         cost = (
             CostReport.model_validate(state["cost_report"])
             if "cost_report" in state
             else _cost_of(state, deps)
         )
+        errors: list[JSON] = []
+        consensus: ConsensusResult | None = None
+        if "consensus_result" in state:
+            consensus = ConsensusResult.model_validate(state["consensus_result"])
+        elif not _consensus_failed(state):
+            try:
+                consensus = _consensus_of(state, deps)
+            except Exception as exc:
+                errors = _consensus_error(exc)
         trace = _trace("finalize", "OK")
-        final_state: GraphState = {**state, "trace": [*state.get("trace", []), *trace]}
-        result = build_result(final_state, consensus, cost)
-        return {"result": result.model_dump(mode="json"), "trace": trace}
+        final_state: GraphState = {
+            **state,
+            "trace": [*state.get("trace", []), *trace],
+            "errors": [*state.get("errors", []), *errors],
+        }
+        result = (
+            build_result(final_state, consensus, cost)
+            if consensus is not None
+            else failed_closed(final_state, cost)
+        )
+        return {"result": result.model_dump(mode="json"), "trace": trace, "errors": errors}
 
     return finalize
+
+
+def failed_closed(state: GraphState, cost: CostReport) -> ExecutionResult:
+    """The answer when consensus itself failed: FAILED, with the agents' hypotheses and the
+    cost kept for the record, and no recommendation (a guess is worse than none)."""
+    hypotheses = hypotheses_of(state)
+    return ExecutionResult(
+        incident_id=state["incident"]["incident_id"],
+        execution_id=state["execution_id"],
+        status=ExecutionStatus.FAILED,
+        reason=Reason.INTERNAL_ERROR,
+        recommendation=None,
+        consensus=None,
+        hypotheses=hypotheses,
+        cost=cost,
+        execution_trace=[TraceEntry.model_validate(t) for t in state.get("trace", [])],
+        errors=list(state.get("errors", [])),
+        versions=versions_of(hypotheses, cost.pricing_version),
+    )
 
 
 async def _core_gate(state: GraphState) -> dict[str, Any]:

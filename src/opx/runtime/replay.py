@@ -278,7 +278,12 @@ async def replay(
             model=recorded.model,
             stall=skip_to_deadline(settings),
         )
-        deps, counted = _reader_deps(settings, pricing, backend), None
+        # Agents the kill switch skipped were not called; the replay skips them the same way.
+        killed = frozenset(
+            a for a, h in recorded.result.hypotheses.items() if h.status == "SKIPPED"
+        )
+        deps = replace(_reader_deps(settings, pricing, backend), agent_stopped=killed.__contains__)
+        counted = None
     else:
         counted = CountingBackend(rerun.backend)
         deps = replace(

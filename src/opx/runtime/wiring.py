@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from opx.agents.selection import make_backend
 from opx.config import ConfigError, Settings
+from opx.domain.incident import Incident
 from opx.durability.dynamodb import DynamoDBSaver
 from opx.durability.dynamodb_executions import DynamoDBExecutionStore
 from opx.durability.dynamodb_io import make_client
@@ -21,6 +22,7 @@ from opx.durability.sqlite_store import SqliteExecutionStore
 from opx.durability.store import ExecutionStore, StoreUnavailable
 from opx.graph.build import GraphDeps
 from opx.reasoning.pricing import load_pricing
+from opx.runtime.killswitch import KillSwitch
 from opx.security.readonly import guard, store_policy
 from opx.tools.base import TelemetryTools
 from opx.tools.bundle import load_bundle
@@ -83,22 +85,52 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         yield saver
 
 
-def open_tools(settings: Settings, bundle: Path) -> TelemetryTools:
-    if settings.telemetry_backend != "bundle":
-        raise ConfigError(f"OPX_TELEMETRY={settings.telemetry_backend} is not available here")
+def open_tools(
+    settings: Settings,
+    bundle: Path | None,
+    *,
+    incident: Incident | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TelemetryTools:
+    """The telemetry ``OPX_TELEMETRY`` names: a bundle directory, or the AWS account (configured
+    by ``env``: ``OPX_AWS_CONFIG``, ``OPX_REDACTION_KEY``, the region), knowing the incident's
+    service and reading the service graph over its window."""
+    if settings.telemetry_backend == "aws":
+        return _aws_tools(env or {}, incident)
+    if bundle is None:
+        raise ConfigError("OPX_TELEMETRY=bundle needs a telemetry bundle directory")
     return load_bundle(bundle)
 
 
-def make_deps(settings: Settings, tools: TelemetryTools) -> GraphDeps:
-    return GraphDeps(
+def _aws_tools(env: Mapping[str, str], incident: Incident | None) -> TelemetryTools:
+    from opx.tools.aws import AwsTelemetrySource, load_aws_settings  # noqa: PLC0415 (boto3)
+    from opx.tools.aws.mapping import MappingError  # noqa: PLC0415
+
+    try:
+        aws = load_aws_settings(env)
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from exc
+    if incident is None:
+        return AwsTelemetrySource(aws)
+    window = (incident.window_start, incident.window_end)
+    return AwsTelemetrySource(aws, services=[incident.service], graph_window=window)
+
+
+def make_deps(
+    settings: Settings, tools: TelemetryTools, kill_switch: KillSwitch | None = None
+) -> GraphDeps:
+    deps = GraphDeps(
         tools=tools, backend=make_backend(settings), settings=settings, pricing=load_pricing()
     )
+    return deps if kill_switch is None else replace(deps, agent_stopped=kill_switch.stops)
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, tools: TelemetryTools) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, tools: TelemetryTools, kill_switch: KillSwitch | None = None
+) -> AsyncIterator[Runtime]:
     """Open the store and the checkpointer for one command; both close when it ends."""
     store = open_store(settings)
-    deps = make_deps(settings, tools)
+    deps = make_deps(settings, tools, kill_switch)
     async with open_checkpointer(settings) as saver:
         yield Runtime(deps, store, saver)

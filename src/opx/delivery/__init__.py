@@ -1,0 +1,1 @@
+"""Delivery: putting a finished execution's outcome where humans see it (EventBridge, SNS)."""
