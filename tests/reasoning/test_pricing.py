@@ -12,13 +12,22 @@ from hypothesis import strategies as st
 from opx.reasoning.pricing import ModelPrice, load_pricing, normalize_model_id, parse_pricing
 
 PACKAGED = load_pricing()
+# Published Bedrock on-demand prices (USD per 1K tokens, input, output) of the Claude models
+# Bedrock Agents run, plus the two Nova models.
 EXPECTED_PRICES = {
     "local-analyst": (0.0, 0.0),
-    "anthropic.claude-3-5-sonnet-20241022-v2:0": (0.003, 0.015),
-    "anthropic.claude-3-5-sonnet-20240620-v1:0": (0.003, 0.015),
     "anthropic.claude-3-haiku-20240307-v1:0": (0.00025, 0.00125),
+    "anthropic.claude-3-sonnet-20240229-v1:0": (0.003, 0.015),
+    "anthropic.claude-3-opus-20240229-v1:0": (0.015, 0.075),
     "anthropic.claude-3-5-haiku-20241022-v1:0": (0.0008, 0.004),
+    "anthropic.claude-3-5-sonnet-20240620-v1:0": (0.003, 0.015),
+    "anthropic.claude-3-5-sonnet-20241022-v2:0": (0.003, 0.015),
     "anthropic.claude-3-7-sonnet-20250219-v1:0": (0.003, 0.015),
+    "anthropic.claude-sonnet-4-20250514-v1:0": (0.003, 0.015),
+    "anthropic.claude-opus-4-20250514-v1:0": (0.015, 0.075),
+    "anthropic.claude-opus-4-1-20250805-v1:0": (0.015, 0.075),
+    "anthropic.claude-sonnet-4-5-20250929-v1:0": (0.003, 0.015),
+    "anthropic.claude-haiku-4-5-20251001-v1:0": (0.001, 0.005),
     "amazon.nova-pro-v1:0": (0.0008, 0.0032),
     "amazon.nova-lite-v1:0": (0.00006, 0.00024),
 }
@@ -28,7 +37,7 @@ bedrock_ids = st.sampled_from(sorted(m for m in EXPECTED_PRICES if "." in m))
 
 
 def test_packaged_table_has_version_currency_and_every_listed_model() -> None:
-    assert PACKAGED.version == "2026-11-01"
+    assert PACKAGED.version == "2026-11-26"
     assert PACKAGED.currency == "USD"
     prices = {m: (p.input_per_1k, p.output_per_1k) for m, p in PACKAGED.models.items()}
     assert prices == EXPECTED_PRICES
@@ -74,6 +83,19 @@ def test_normalisation_is_idempotent(model: str) -> None:
 )
 def test_unknown_models_have_no_price(model: str | None) -> None:
     assert PACKAGED.price(model) is None
+
+
+@pytest.mark.parametrize(
+    ("region", "base"),
+    [
+        ("us", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("eu", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+        ("apac", "anthropic.claude-sonnet-4-20250514-v1:0"),
+        ("global", "anthropic.claude-opus-4-1-20250805-v1:0"),
+    ],
+)
+def test_inference_profiles_of_current_claude_models_are_priced(region: str, base: str) -> None:
+    assert PACKAGED.price(f"{region}.{base}") == PACKAGED.models[base]
 
 
 def test_a_provider_segment_is_not_mistaken_for_a_region() -> None:

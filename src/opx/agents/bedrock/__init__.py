@@ -1,0 +1,1 @@
+"""Amazon Bedrock Agents as the agents' reasoning backend."""

@@ -1,0 +1,89 @@
+"""Bedrock Agents errors mapped to OPX's canonical error codes, each with its retry decision.
+
+The same exception arrives in two spellings: raised by ``InvokeAgent`` before the stream starts
+(``ThrottlingException``) and as an event inside the stream (``throttlingException``). Both map
+alike. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from opx.domain.errors import ErrorCode, OpxError
+
+# Exception name (lower-cased, without "exception") → (code, retryable).
+_BY_NAME: Mapping[str, tuple[ErrorCode, bool]] = {
+    "throttling": (ErrorCode.BEDROCK_THROTTLING, True),
+    # A quota (e.g. concurrent sessions) does not free up within an agent's deadline.
+    "servicequotaexceeded": (ErrorCode.BEDROCK_QUOTA_EXCEEDED, False),
+    # An action-group Lambda or knowledge base behind the agent failed; it may recover.
+    "dependencyfailed": (ErrorCode.DATA_SOURCE_UNAVAILABLE, True),
+    "badgateway": (ErrorCode.DATA_SOURCE_UNAVAILABLE, True),
+    "modelnotready": (ErrorCode.BEDROCK_MODEL_ERROR, True),
+    "accessdenied": (ErrorCode.ACCESS_DENIED, False),
+    "validation": (ErrorCode.INVALID_INPUT, False),
+    # A wrong agent or alias id: configuration, not chance.
+    "resourcenotfound": (ErrorCode.INVALID_INPUT, False),
+    # Two calls on one session at once; the next attempt uses a session of its own.
+    "conflict": (ErrorCode.INTERNAL_ERROR, True),
+    "internalserver": (ErrorCode.INTERNAL_ERROR, True),
+}
+
+
+def _key(name: str) -> str:
+    lowered = name.strip().lower()
+    return lowered.removesuffix("exception")
+
+
+def from_name(name: str, message: str, *, status: int | None = None) -> OpxError:
+    """The OPX error for an AWS exception ``name`` (either spelling) and its message."""
+    known = _BY_NAME.get(_key(name))
+    text = f"Bedrock {name}: {message}".rstrip(": ")
+    if known is not None:
+        code, retryable = known
+        return OpxError(code, text, retryable=retryable)
+    # Unknown names: a server-side status may pass on a retry, a client-side one will not.
+    if status is not None and status >= 500:
+        return OpxError(ErrorCode.INTERNAL_ERROR, text, retryable=True)
+    return OpxError(ErrorCode.UNKNOWN_ERROR, text, retryable=False)
+
+
+def from_client_error(exc: ClientError) -> OpxError:
+    """A raised ``ClientError`` (including botocore's ``EventStreamError``) as an OPX error."""
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
+    return from_name(code, message, status=status)
+
+
+def from_botocore(exc: BotoCoreError) -> OpxError:
+    """A transport-level failure (timeouts, no connection, no credentials) as an OPX error."""
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return OpxError(ErrorCode.TIMEOUT, f"Bedrock call timed out: {exc}", retryable=True)
+    if isinstance(exc, EndpointConnectionError):
+        return OpxError(ErrorCode.DATA_SOURCE_UNAVAILABLE, f"Bedrock unreachable: {exc}")
+    if isinstance(exc, NoCredentialsError):
+        return OpxError(ErrorCode.ACCESS_DENIED, "no AWS credentials for Bedrock", retryable=False)
+    return OpxError(ErrorCode.UNKNOWN_ERROR, f"Bedrock call failed: {exc}", retryable=False)
+
+
+class SpentCallError(OpxError):
+    """An attempt that failed after its model calls had already used tokens. It carries that
+    usage so an accountant that knows this type can still price the attempt."""
+
+    def __init__(
+        self, error: OpxError, *, input_tokens: int, output_tokens: int, model: str | None
+    ) -> None:
+        super().__init__(error.code, error.message, retryable=error.retryable)
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.model = model
