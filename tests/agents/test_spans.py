@@ -10,9 +10,12 @@ import pytest
 from opx.agents.local.spans import (
     error_origins,
     exclusive_times,
+    hop_stats,
+    hops,
     latency_stats,
     origin_stats,
     parse_spans,
+    trace_latency,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -124,3 +127,55 @@ def test_latency_needs_enough_baseline_spans() -> None:
     baseline = parse_spans(_chain_trace("b", set()))
     window = parse_spans(_chain_trace("w", set()))
     assert latency_stats(baseline, window) == {}
+
+
+def _client_trace(trace: str, offset_ms: float, gap_ms: float, work_ms: float = 20.0,
+                  ) -> list[dict[str, Any]]:
+    """front handler -> front client span -> api server span -> api client -> db server."""
+    return [
+        _span(trace, f"{trace}-1", None, "front", offset_ms, 200),
+        _span(trace, f"{trace}-2", f"{trace}-1", "front", offset_ms + 1, 100 + gap_ms + 5),
+        _span(trace, f"{trace}-3", f"{trace}-2", "api", offset_ms + 2, 100),
+        _span(trace, f"{trace}-4", f"{trace}-3", "api", offset_ms + 3, work_ms + 5),
+        _span(trace, f"{trace}-5", f"{trace}-4", "db", offset_ms + 4, work_ms),
+    ]
+
+
+def test_a_client_span_hands_its_gap_to_the_hop_not_to_the_caller() -> None:
+    spans = parse_spans(_client_trace("t", 0, gap_ms=50))
+    own = {span.span_id: value for span, value in exclusive_times(spans)}
+    assert "t-2" not in own and "t-4" not in own
+    assert own["t-3"] == pytest.approx(100 - 25)
+    found = {(h.caller, h.callee): h.gap_ms for h in hops(spans)}
+    assert found == {("front", "api"): pytest.approx(55), ("api", "db"): pytest.approx(5)}
+
+
+def test_hop_stats_blame_the_callee_whose_inbound_hops_slowed() -> None:
+    baseline = parse_spans([
+        s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)
+    ])
+    window = parse_spans([
+        s for i in range(8) for s in _client_trace(f"w{i}", i * 1000, gap_ms=80 + i)
+    ])
+    stats = hop_stats(baseline, window)
+    assert stats["api"].anomalous and stats["api"].kind == "hop_gap"
+    # db's only caller is the delayed api: its hop is api's delay, not evidence against db.
+    assert "db" not in stats
+
+
+def test_hops_out_of_a_delayed_service_do_not_blame_its_callee() -> None:
+    # A delay on api's network slows both the hop into it and the hop out of it.
+    def delayed(trace: str, offset: float) -> list[dict[str, Any]]:
+        spans = _client_trace(trace, offset, gap_ms=80)
+        spans[3]["duration_ms"] = 20 + 5 + 80
+        return spans
+
+    baseline = parse_spans([s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, 2)])
+    window = parse_spans([s for i in range(8) for s in delayed(f"w{i}", i * 1000)])
+    assert hops(window)[1].gap_ms == pytest.approx(85)
+    stats = hop_stats(baseline, window)
+    assert stats["api"].anomalous
+    assert "db" not in stats or not stats["db"].anomalous
+    merged = trace_latency(baseline, window)
+    assert merged["api"].anomalous
+    assert "db" not in merged or not merged["db"].anomalous

@@ -9,7 +9,14 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from opx.eval.scoring import AccuracyRow, CaseOutcome, SpecificityRow
+from opx.eval.scoring import (
+    ALL,
+    AccuracyRow,
+    CaseOutcome,
+    SpecificityRow,
+    TopKRow,
+    fault_type_of,
+)
 
 CANDIDATES_SHOWN = 5
 DIGITS = 4
@@ -229,4 +236,130 @@ def markdown(rows: Sequence[AccuracyRow], specificity: Sequence[SpecificityRow])
         lines.extend(
             _markdown_table(SPECIFICITY_HEADERS, [specificity_cells(r) for r in specificity])
         )
+    return "\n".join(lines) + "\n"
+
+
+# -- fault-type tables (Nezha) -----------------------------------------------------------------
+
+# Published service-level AS@1/3/5 on all 45 TrainTicket faults (Nezha, ESEC/FSE 2023, Table 3).
+PUBLISHED_TT: dict[str, tuple[float, float, float]] = {
+    "Nezha": (0.867, 0.978, 0.978),
+    "MicroRCA": (0.200, 0.311, 0.444),
+}
+TOPK_HEADERS = (
+    "Fault type", "n", "AS@1 [95 % CI]", "AS@3 [95 % CI]", "AS@5 [95 % CI]", "Brier", "Median s",
+)
+TOPK_NOTE = (
+    "AS@k: the injected service among the first k distinct consensus candidates, with Wilson "
+    "95 % intervals. Brier score of the consensus confidence against a top-1 hit. Published on "
+    "all 45 TrainTicket faults (AS@1 / AS@3 / AS@5): "
+    + "; ".join(f"{name} {' / '.join(f'{v:.3f}' for v in vals)}"
+                for name, vals in PUBLISHED_TT.items())
+    + "."
+)
+
+
+def topk_row_json(row: TopKRow) -> dict[str, Any]:
+    as1, as3, as5 = row.hits
+    ci1, ci3, ci5 = row.cis
+    return {
+        "fault_type": row.fault_type,
+        "n": row.n,
+        "as1": _r(as1),
+        "as3": _r(as3),
+        "as5": _r(as5),
+        "as1_ci": _ci(ci1),
+        "as3_ci": _ci(ci3),
+        "as5_ci": _ci(ci5),
+        "brier": _r(row.brier),
+        "median_seconds": _r(row.median_seconds),
+    }
+
+
+def fault_case_json(outcome: CaseOutcome) -> dict[str, Any]:
+    shown: list[tuple[str, float]] = []
+    for service, score in outcome.candidates:
+        if service not in (s for s, _ in shown):
+            shown.append((service, score))
+    return {
+        "fault_id": outcome.key.name,
+        "fault_type": fault_type_of(outcome),
+        "truth": outcome.truth,
+        "status": outcome.status,
+        "confidence": _r(outcome.confidence),
+        "candidates": [
+            {"service": service, "score": _r(score)} for service, score in shown[:CANDIDATES_SHOWN]
+        ],
+    }
+
+
+def fault_report_json(
+    rows: Sequence[TopKRow], agents: dict[str, dict[str, float]], outcomes: Sequence[CaseOutcome]
+) -> dict[str, Any]:
+    """The ``--json`` object: ``{"rows", "agents", "cases"}``."""
+    return {
+        "rows": [topk_row_json(r) for r in rows],
+        "agents": {a: {g: _r(v) for g, v in rates.items()} for a, rates in agents.items()},
+        "cases": [fault_case_json(o) for o in outcomes],
+    }
+
+
+def topk_cells(row: TopKRow) -> list[str]:
+    return [
+        row.fault_type,
+        str(row.n),
+        *(_with_ci(hit, ci) for hit, ci in zip(row.hits, row.cis, strict=True)),
+        _pct(row.brier),
+        f"{row.median_seconds:.2f}",
+    ]
+
+
+def published_cells() -> list[list[str]]:
+    return [
+        [f"published: {name} (45 faults)", "45", *(_pct(v) for v in vals), "–", "–"]
+        for name, vals in PUBLISHED_TT.items()
+    ]
+
+
+def agent_headers(agents: dict[str, dict[str, float]]) -> list[str]:
+    groups = sorted({g for rates in agents.values() for g in rates}, key=lambda g: (g == ALL, g))
+    return ["Agent", *groups]
+
+
+def agent_cells(agents: dict[str, dict[str, float]]) -> list[list[str]]:
+    groups = agent_headers(agents)[1:]
+    return [
+        [agent, *(_pct(rates[g]) if g in rates else "–" for g in groups)]
+        for agent, rates in agents.items()
+    ]
+
+
+def topk_table(title: str, rows: Sequence[TopKRow]) -> Table:
+    table = Table(title=title, caption=TOPK_NOTE, box=box.SIMPLE_HEAD)
+    for header in TOPK_HEADERS:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*topk_cells(row))
+    for cells in published_cells():
+        table.add_row(*cells, style="dim")
+    return table
+
+
+def agent_table(agents: dict[str, dict[str, float]]) -> Table:
+    table = Table(
+        title="Per agent: share of faults where its root cause was the injected service",
+        box=box.SIMPLE_HEAD,
+    )
+    for header in agent_headers(agents):
+        table.add_column(header)
+    for cells in agent_cells(agents):
+        table.add_row(*cells)
+    return table
+
+
+def fault_markdown(rows: Sequence[TopKRow], agents: dict[str, dict[str, float]]) -> str:
+    """The README's tables: AS@k per fault type with the published figures, then per agent."""
+    lines = _markdown_table(TOPK_HEADERS, [*map(topk_cells, rows), *published_cells()])
+    lines.extend(["", TOPK_NOTE, ""])
+    lines.extend(_markdown_table(agent_headers(agents), agent_cells(agents)))
     return "\n".join(lines) + "\n"

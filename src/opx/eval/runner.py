@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from opx.config import load_settings
@@ -53,11 +53,15 @@ def outcome_of(case: Case, result: ExecutionResult, seconds: float) -> CaseOutco
         seconds=seconds,
         usd=0.0 if result.cost is None else result.cost.total_usd,
         graph_nodes=case.graph_nodes,
+        agents=tuple(
+            (agent, None if h.root_cause is None else h.root_cause.service)
+            for agent, h in sorted(result.hypotheses.items())
+        ),
     )
 
 
 async def _run_all(
-    cases: Sequence[Case], env: Mapping[str, str] | None, on_done: OnDone | None
+    cases: Iterable[Case], env: Mapping[str, str] | None, on_done: OnDone | None
 ) -> list[CaseOutcome]:
     outcomes = []
     for case in cases:
@@ -69,7 +73,8 @@ async def _run_all(
 
 
 def run_cases(
-    cases: Sequence[Case], *, env: Mapping[str, str] | None = None, on_done: OnDone | None = None
+    cases: Iterable[Case], *, env: Mapping[str, str] | None = None, on_done: OnDone | None = None
 ) -> list[CaseOutcome]:
-    """Every case in order, one at a time (so each case's time is its own)."""
+    """Every case in order, one at a time (so each case's time is its own); ``cases`` may be
+    built lazily, so only the case being run needs to be in memory."""
     return asyncio.run(_run_all(cases, env, on_done))

@@ -28,6 +28,7 @@ class CaseKey:
     metric: str
     changes: bool
     healthy: bool = False
+    fault_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class CaseOutcome:
     seconds: float
     usd: float
     graph_nodes: int
+    # Each agent's primary root-cause service (None when it named none), by agent id.
+    agents: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def ranked_services(self) -> list[str]:
@@ -205,3 +208,71 @@ def split_rank(split: str) -> tuple[int, str]:
 
 def _row_order(changes: bool, split: str, scenario: str, metric: str) -> tuple[object, ...]:
     return (changes, split_rank(split), scenario == ALL, scenario, metric)
+
+
+# -- fault-type rows (AS@k) --------------------------------------------------------------------
+
+TOP_KS = (1, 3, 5)
+
+
+@dataclass(frozen=True)
+class TopKRow:
+    """AS@1/3/5 (the true service among the first k distinct candidates) of one fault type,
+    or of every case (``ALL``), with Wilson intervals, Brier score and median time."""
+
+    fault_type: str
+    n: int
+    hits: tuple[float, ...]
+    cis: tuple[tuple[float, float], ...]
+    brier: float
+    median_seconds: float
+
+
+def topk_row(group: str, cases: Sequence[CaseOutcome], ks: Sequence[int] = TOP_KS) -> TopKRow:
+    n = len(cases)
+    counts = [sum(1 for c in cases if c.hit(k)) for k in ks]
+    return TopKRow(
+        fault_type=group,
+        n=n,
+        hits=tuple(count / n for count in counts),
+        cis=tuple(wilson(count, n) for count in counts),
+        brier=brier([(c.confidence, c.hit(1)) for c in cases]),
+        median_seconds=statistics.median(c.seconds for c in cases),
+    )
+
+
+def fault_type_of(outcome: CaseOutcome) -> str:
+    return outcome.key.fault_type or outcome.key.metric
+
+
+def topk_rows(outcomes: Sequence[CaseOutcome]) -> list[TopKRow]:
+    """One row per fault type (by name), then the pooled row ``all``."""
+    groups: dict[str, list[CaseOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(fault_type_of(outcome), []).append(outcome)
+    rows = [topk_row(name, groups[name]) for name in sorted(groups)]
+    if outcomes:
+        rows.append(topk_row(ALL, outcomes))
+    return rows
+
+
+def agent_hit_rates(outcomes: Sequence[CaseOutcome]) -> dict[str, dict[str, float]]:
+    """For each agent, the share of cases per fault type (and ``all``) where its primary root
+    cause was the true service; an agent that named none counts as a miss."""
+    agents = sorted({agent for o in outcomes for agent, _ in o.agents})
+    rates: dict[str, dict[str, float]] = {}
+    for agent in agents:
+        groups: dict[str, list[bool]] = {}
+        for outcome in outcomes:
+            named = dict(outcome.agents).get(agent)
+            hit = named is not None and named == outcome.truth
+            for group in (fault_type_of(outcome), ALL):
+                groups.setdefault(group, []).append(hit)
+        rates[agent] = {
+            g: sum(hits) / len(hits) for g, hits in sorted(groups.items(), key=_all_last)
+        }
+    return rates
+
+
+def _all_last(item: tuple[str, object]) -> tuple[bool, str]:
+    return (item[0] == ALL, item[0])

@@ -55,9 +55,9 @@ from opx.agents.local.logs import TemplateStat, cluster_errors, service_log_scor
 from opx.agents.local.spans import (
     LatencyStat,
     OriginStat,
-    latency_stats,
     origin_stats,
     parse_spans,
+    trace_latency,
 )
 from opx.agents.local.topology import (
     Explained,
@@ -599,6 +599,16 @@ def build_signals(
     }
 
 
+def metric_evidence(series: Sequence[SeriesScore], traced: bool) -> list[SeriesScore]:
+    """The series that count as a service's metric evidence. Where span latency could be
+    measured (``traced``), latency series are left to the traces: a service's latency metric
+    includes its callees' time and the hops to them, which spans separate, so metrics are kept
+    for what only they show (saturation, availability, volume)."""
+    if not traced:
+        return list(series)
+    return [s for s in series if metric_family(s.metric) != "LATENCY"]
+
+
 # -- the analyst -------------------------------------------------------------------------------
 
 
@@ -657,7 +667,9 @@ class SignalAnalyst:
         templates, log_events = self._logs(tools, window, gaps)
         origins, latency, spans = self._traces(tools, window, gaps)
         _check_usable(gaps, series, log_events, spans)
-        signals = build_signals(series or [], templates, origins, latency, scope)
+        signals = build_signals(
+            metric_evidence(series or [], bool(latency)), templates, origins, latency, scope
+        )
         accounting = account(series or [], anchor, incident.service)
         cover = accounting.coverage
         explained = discount_symptoms(
@@ -714,7 +726,7 @@ class SignalAnalyst:
             ),
             window_seconds=(end - start).total_seconds(),
         )
-        return origins, latency_stats(base_spans, win_spans), len(base_spans) + len(win_spans)
+        return origins, trace_latency(base_spans, win_spans), len(base_spans) + len(win_spans)
 
     # -- answers --
 

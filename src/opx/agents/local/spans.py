@@ -174,11 +174,17 @@ def _count_by_service(services: Iterable[str]) -> dict[str, int]:
 
 def exclusive_times(spans: Sequence[SpanView]) -> list[tuple[SpanView, float]]:
     """Each span with its own time in ms: its duration minus the union of its children's
-    intervals clipped to its own (parallel children are not counted twice)."""
+    intervals clipped to its own (parallel children are not counted twice). A client span (one
+    opened inside its service's own work whose children all run in other services) is left out:
+    its time beyond the callee's is the hop's (see :func:`hop_stats`), not work the caller did."""
     children = _children(spans)
+    service_of = {(s.trace_id, s.span_id): s.service for s in spans}
     out: list[tuple[SpanView, float]] = []
     for span in spans:
         kids = children.get((span.trace_id, span.span_id), [])
+        inner = service_of.get((span.trace_id, span.parent_id or "")) == span.service
+        if inner and kids and all(k.service != span.service for k in kids):
+            continue
         covered = _covered_ms(span, kids) if kids else 0.0
         out.append((span, max(span.duration_ms - covered, 0.0)))
     return out
@@ -213,6 +219,8 @@ class LatencyStat:
     window_quantile_ms: float
     z: float
     trace_ids: tuple[str, ...]
+    # "latency": the service's own span time; "hop_gap": time on the hops into it.
+    kind: str = "latency"
 
     @property
     def strength(self) -> float:
@@ -224,7 +232,7 @@ class LatencyStat:
 
     def to_finding(self) -> dict[str, Any]:
         return {
-            "kind": "latency",
+            "kind": self.kind,
             "service": self.service,
             "baseline_spans": self.baseline_spans,
             "window_spans": self.window_spans,
@@ -270,3 +278,98 @@ def _by_service(
     for span, value in items:
         grouped[span.service].append((span, value))
     return grouped
+
+
+# -- hop gaps: the network and queueing time between a caller's client span and the callee ----
+
+
+@dataclass(frozen=True)
+class Hop:
+    """A call from one service to another: the caller's span and its callee-side child, and
+    the time the callee did not see (caller duration minus callee duration)."""
+
+    caller: str
+    callee: str
+    trace_id: str
+    gap_ms: float
+
+
+def hops(spans: Sequence[SpanView]) -> list[Hop]:
+    """Every cross-service call whose caller span has that one child: its gap is time spent
+    between the services (network, connection pools, queues), attributed to the callee side.
+    A caller span with several children overlaps them and has no single gap."""
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    children = _children(spans)
+    found = []
+    for span in spans:
+        if span.parent_id is None:
+            continue
+        parent = by_id.get((span.trace_id, span.parent_id))
+        if parent is None or parent.service == span.service:
+            continue
+        if len(children.get((parent.trace_id, parent.span_id), ())) != 1:
+            continue
+        gap = max(parent.duration_ms - span.duration_ms, 0.0)
+        found.append(Hop(parent.service, span.service, span.trace_id, gap))
+    return found
+
+
+def hop_stats(
+    baseline: Sequence[SpanView], window: Sequence[SpanView]
+) -> dict[str, LatencyStat]:
+    """Per callee, the robust z of the window's upper-quartile hop gap against the baseline's.
+
+    A delay on a service's network shows on the hops into it and on the hops out of it; the
+    hops out are its callees' only when those callees are called by nothing else. So a callee
+    is scored twice: over every hop into it, then without the hops from callers that are
+    anomalous callees themselves (their own delay explains the hop); the second score stands.
+    """
+    base, win = hops(baseline), hops(window)
+    first = _hop_scores(base, win, frozenset())
+    delayed = frozenset(s for s, stat in first.items() if stat.anomalous)
+    return _hop_scores(base, win, delayed)
+
+
+def _hop_scores(
+    base: Sequence[Hop], win: Sequence[Hop], delayed: frozenset[str]
+) -> dict[str, LatencyStat]:
+    base_by: dict[str, list[float]] = defaultdict(list)
+    win_by: dict[str, list[Hop]] = defaultdict(list)
+    for hop in base:
+        if hop.caller not in delayed or hop.caller == hop.callee:
+            base_by[hop.callee].append(hop.gap_ms)
+    for hop in win:
+        if hop.caller not in delayed:
+            win_by[hop.callee].append(hop)
+    stats: dict[str, LatencyStat] = {}
+    for callee, items in sorted(win_by.items()):
+        times = base_by.get(callee, [])
+        summary = robust_baseline(times) if len(times) >= MIN_BASELINE_SPANS else None
+        if summary is None:
+            continue
+        gaps = sorted(h.gap_ms for h in items)
+        typical = gaps[int(WINDOW_QUANTILE * (len(gaps) - 1))]
+        slowest = sorted(items, key=lambda h: (-h.gap_ms, h.trace_id))
+        stats[callee] = LatencyStat(
+            service=callee,
+            baseline_spans=len(times),
+            window_spans=len(gaps),
+            baseline_median_ms=summary.median,
+            window_quantile_ms=typical,
+            z=directional_z(typical, summary, "up"),
+            trace_ids=tuple(dict.fromkeys(h.trace_id for h in slowest))[:MAX_EXAMPLES],
+            kind="hop_gap",
+        )
+    return stats
+
+
+def trace_latency(
+    baseline: Sequence[SpanView], window: Sequence[SpanView]
+) -> dict[str, LatencyStat]:
+    """Per service, the stronger of its own span time and the time on the hops into it."""
+    own, hop = latency_stats(baseline, window), hop_stats(baseline, window)
+    merged: dict[str, LatencyStat] = {}
+    for service in sorted(set(own) | set(hop)):
+        found = [s for s in (own.get(service), hop.get(service)) if s is not None]
+        merged[service] = max(found, key=lambda s: s.z)
+    return merged
