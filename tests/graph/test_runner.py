@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from opx.agents.base import AgentContext, AgentOutput
+from opx.agents.base import AgentContext, AgentOutput, SpentAttemptError
+from opx.agents.recorded import RecordedBackend
 from opx.agents.runner import RetryPolicy, run_agent
 from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import Hypothesis, HypothesisStatus, RootCause
@@ -141,3 +142,29 @@ async def test_deadline_covers_all_attempts() -> None:
 def test_backoff_doubles(attempt: int) -> None:
     policy = RetryPolicy(3, 1.0, jitter=0.0)
     assert policy.delay(attempt, random.Random(1)) == 2 ** (attempt - 1)
+
+
+async def test_a_failed_attempt_that_spent_tokens_is_recorded_with_them() -> None:
+    throttled = OpxError(ErrorCode.BEDROCK_THROTTLING, "mid-stream throttling")
+    spent = SpentAttemptError(throttled, input_tokens=700, output_tokens=40, model="m-spent")
+    outcome, _ = await run(ScriptedBackend([spent]))
+    first, second = outcome.hypothesis.attempts
+    assert (first.status, first.input_tokens, first.output_tokens, first.model) == (
+        HypothesisStatus.FAILURE,
+        700,
+        40,
+        "m-spent",
+    )
+    assert first.error is not None and first.error.code is ErrorCode.BEDROCK_THROTTLING
+    assert (second.input_tokens, second.output_tokens) == (200, 10)
+    assert outcome.hypothesis.cost.input_tokens == 900
+    assert outcome.hypothesis.cost.model == "m,m-spent"
+
+
+async def test_replay_raises_a_spent_failure_with_its_recorded_usage() -> None:
+    throttled = OpxError(ErrorCode.BEDROCK_THROTTLING, "mid-stream throttling")
+    spent = SpentAttemptError(throttled, input_tokens=700, output_tokens=40, model="m-spent")
+    original, _ = await run(ScriptedBackend([spent]))
+    replayed, _ = await run(RecordedBackend({"signal-intelligence": original.hypothesis}))
+    assert replayed.hypothesis.attempts == original.hypothesis.attempts
+    assert replayed.hypothesis.cost == original.hypothesis.cost

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opx.domain.errors import OpxError
 from opx.domain.hypothesis import Hypothesis
 from opx.domain.incident import Incident
 from opx.tools.base import TelemetryTools
@@ -29,6 +30,19 @@ class AgentOutput:
     input_tokens: int = 0
     output_tokens: int = 0
     model: str | None = None
+
+
+class SpentAttemptError(OpxError):
+    """An attempt that failed after its model calls had already used tokens. It carries that
+    usage, so the runner records (and the cost guardian prices) what the failed attempt spent."""
+
+    def __init__(
+        self, error: OpxError, *, input_tokens: int, output_tokens: int, model: str | None
+    ) -> None:
+        super().__init__(error.code, error.message, retryable=error.retryable)
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.model = model
 
 
 class Analyst(Protocol):

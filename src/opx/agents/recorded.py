@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 from opx.agents.backend import LOCAL_MODEL
-from opx.agents.base import AgentContext, AgentOutput
+from opx.agents.base import AgentContext, AgentOutput, SpentAttemptError
 from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import AttemptRecord, Hypothesis, HypothesisStatus
 
@@ -68,8 +68,15 @@ class RecordedBackend:
             )
         if record.status is HypothesisStatus.TIMEOUT:
             await self._stall(agent_id)
-        error = record.error
-        raise OpxError(error.code, error.message, retryable=error.retryable)
+        error = OpxError(record.error.code, record.error.message, retryable=record.error.retryable)
+        if record.input_tokens or record.output_tokens:
+            raise SpentAttemptError(
+                error,
+                input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens,
+                model=record.model,
+            )
+        raise error
 
     def _recorded(self, agent_id: str) -> Hypothesis:
         try:

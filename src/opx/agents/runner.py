@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from opx.agents.backend import ReasoningBackend
-from opx.agents.base import AgentContext, AgentOutput
+from opx.agents.base import AgentContext, AgentOutput, SpentAttemptError
 from opx.domain.errors import ErrorCode, ErrorInfo, OpxError
 from opx.domain.hypothesis import AgentCost, AttemptRecord, Hypothesis, HypothesisStatus
 from opx.domain.result import TraceEntry
@@ -52,8 +52,24 @@ class _Attempts:
     trace: list[TraceEntry] = field(default_factory=list)
     errors: list[ErrorInfo] = field(default_factory=list)
 
-    def fail(self, agent_id: str, attempt: int, status: HypothesisStatus, err: ErrorInfo) -> None:
-        self.records.append(AttemptRecord(attempt=attempt, status=status, error=err))
+    def fail(
+        self,
+        agent_id: str,
+        attempt: int,
+        status: HypothesisStatus,
+        err: ErrorInfo,
+        spent: SpentAttemptError | None = None,
+    ) -> None:
+        usage = (
+            {}
+            if spent is None
+            else {
+                "input_tokens": spent.input_tokens,
+                "output_tokens": spent.output_tokens,
+                "model": spent.model,
+            }
+        )
+        self.records.append(AttemptRecord(attempt=attempt, status=status, error=err, **usage))
         self.trace.append(
             TraceEntry(node=agent_id, status=status.value, attempt=attempt, detail=err.code.value)
         )
@@ -103,10 +119,12 @@ async def _attempt_loop(
     log: _Attempts,
 ) -> Hypothesis:
     for attempt in range(1, policy.max_attempts + 1):
+        spent: SpentAttemptError | None = None
         try:
             output = await backend.invoke(agent_id, ctx, attempt)
         except OpxError as exc:
             err = exc.info
+            spent = exc if isinstance(exc, SpentAttemptError) else None
         except Exception as exc:  # a backend bug must not take the execution down
             err = ErrorInfo(
                 code=ErrorCode.UNKNOWN_ERROR,
@@ -116,7 +134,7 @@ async def _attempt_loop(
         else:
             _record_success(agent_id, attempt, output, log)
             return output.hypothesis
-        log.fail(agent_id, attempt, HypothesisStatus.FAILURE, err)
+        log.fail(agent_id, attempt, HypothesisStatus.FAILURE, err, spent)
         if not err.retryable or attempt == policy.max_attempts:
             return Hypothesis.failed(
                 agent_id, HypothesisStatus.FAILURE, err, _version(backend, agent_id)

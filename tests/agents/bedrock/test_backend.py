@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from opx.agents.base import AgentContext, AgentOutput
+from opx.agents.base import AgentContext, AgentOutput, SpentAttemptError
 from opx.agents.bedrock.backend import BedrockBackend, session_id
 from opx.agents.bedrock.citations import PENALTY
-from opx.agents.bedrock.errors import SpentCallError
 from opx.agents.runner import RetryPolicy, RunOutcome, run_agent
 from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import HypothesisStatus
@@ -169,7 +168,7 @@ def test_in_stream_error_keeps_the_usage_seen_before_it(
         return Reply(frames=frames)
 
     fake.behaviour = broken
-    with pytest.raises(SpentCallError) as caught:
+    with pytest.raises(SpentAttemptError) as caught:
         invoke(make_backend(), ctx)
     assert (caught.value.code, caught.value.retryable) == (code, retryable)
     assert (caught.value.input_tokens, caught.value.output_tokens) == ORCH

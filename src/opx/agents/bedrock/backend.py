@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opx.agents.backend import ReasoningBackend
-from opx.agents.base import AgentContext, AgentOutput
+from opx.agents.base import AgentContext, AgentOutput, SpentAttemptError
 from opx.agents.bedrock.citations import check_citations
 from opx.agents.bedrock.client import invoke_once
-from opx.agents.bedrock.errors import SpentCallError
 from opx.agents.bedrock.parsing import parse_answer
 from opx.agents.bedrock.prompt import AgentRequest, build_request, correction
 from opx.agents.bedrock.prompt_files import load_prompt
@@ -59,8 +58,8 @@ class _Usage:
     def output(self, hypothesis: Hypothesis) -> AgentOutput:
         return AgentOutput(hypothesis, self.input_tokens, self.output_tokens, self.model)
 
-    def spent(self, error: OpxError) -> SpentCallError:
-        return SpentCallError(
+    def spent(self, error: OpxError) -> SpentAttemptError:
+        return SpentAttemptError(
             error,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,

@@ -74,16 +74,3 @@ def from_botocore(exc: BotoCoreError) -> OpxError:
     if isinstance(exc, NoCredentialsError):
         return OpxError(ErrorCode.ACCESS_DENIED, "no AWS credentials for Bedrock", retryable=False)
     return OpxError(ErrorCode.UNKNOWN_ERROR, f"Bedrock call failed: {exc}", retryable=False)
-
-
-class SpentCallError(OpxError):
-    """An attempt that failed after its model calls had already used tokens. It carries that
-    usage so an accountant that knows this type can still price the attempt."""
-
-    def __init__(
-        self, error: OpxError, *, input_tokens: int, output_tokens: int, model: str | None
-    ) -> None:
-        super().__init__(error.code, error.message, retryable=error.retryable)
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
-        self.model = model
