@@ -165,7 +165,9 @@ def make_agents(
                 guardrail_version=guardrail.attr_version,
             ),
         )
-        agent.node.add_dependency(role)
+        # auto_prepare checks the role's permissions: create the agent after its policy (the
+        # role itself is already ordered by the GetAtt of its ARN).
+        agent.node.add_dependency(role.node.find_child("DefaultPolicy"))
         alias = bedrock.CfnAgentAlias(
             scope,
             f"Alias-{agent_id}",
