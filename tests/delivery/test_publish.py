@@ -1,5 +1,6 @@
 """AnalysisCompleted on EventBridge and the summary on SNS, against moto's server mode: one of
-each per execution, none more on a redelivery, and a failed publish loses nothing."""
+each per execution, none more on a redelivery, a failed publish loses nothing, and a retry after
+one channel failed publishes that channel only."""
 
 from __future__ import annotations
 
@@ -123,6 +124,49 @@ def test_a_failed_publish_keeps_the_result_and_the_retry_publishes_it(
     assert len(wiring.drain(wiring.event_queue)) == 1
     assert len(wiring.drain(wiring.topic_queue)) == 1
     assert sum(harness.backend.calls.values()) == 6  # the agents ran once, in the first call
+
+
+def test_sns_failing_after_eventbridge_is_retried_alone(
+    wiring: Wiring, moto_endpoint: str, tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path)
+    # The bus works; the topic does not exist (so SNS refuses the publish).
+    gone_topic = open_publisher(wiring.bus, wiring.topic + "-gone", endpoint_url=moto_endpoint)
+    with pytest.raises(InfrastructureFailure) as caught:
+        harness.run(incident_event(), publish=True, publisher=gone_topic)
+    assert isinstance(caught.value.__cause__, DeliveryFailed)
+    assert "sns" in str(caught.value.__cause__)
+    (record,) = SqliteExecutionStore(tmp_path / "executions.sqlite").list()
+    assert record.status == "COMPLETED" and record.result is not None
+    # Lambda's retry: only the summary is published; the event went out once, in the first call.
+    response = run(harness, wiring, moto_endpoint)
+    assert response["execution_id"] == record.execution_id
+    (event,) = wiring.drain(wiring.event_queue)
+    assert event["detail"]["execution_id"] == record.execution_id
+    (note,) = wiring.drain(wiring.topic_queue)
+    assert note["Message"] == response["summary"]
+    # A further redelivery publishes nothing on either channel.
+    assert run(harness, wiring, moto_endpoint) == response
+    assert wiring.drain(wiring.event_queue) == [] and wiring.drain(wiring.topic_queue) == []
+    assert sum(harness.backend.calls.values()) == 6
+
+
+def test_eventbridge_failing_does_not_hold_back_sns(
+    wiring: Wiring, moto_endpoint: str, tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path)
+    missing_bus = open_publisher("no-such-bus", wiring.topic, endpoint_url=moto_endpoint)
+    with pytest.raises(InfrastructureFailure) as caught:
+        harness.run(incident_event(), publish=True, publisher=missing_bus)
+    assert "events" in str(caught.value.__cause__)
+    # The summary went out although the event did not; the retry sends the event only.
+    (note,) = wiring.drain(wiring.topic_queue)
+    assert wiring.drain(wiring.event_queue) == []
+    response = run(harness, wiring, moto_endpoint)
+    assert note["Message"] == response["summary"]
+    (event,) = wiring.drain(wiring.event_queue)
+    assert event["detail"]["execution_id"] == response["execution_id"]
+    assert wiring.drain(wiring.topic_queue) == []
 
 
 def test_the_publisher_may_not_publish_elsewhere(wiring: Wiring, moto_endpoint: str) -> None:

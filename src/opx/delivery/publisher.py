@@ -1,5 +1,5 @@
-"""Publishing a message: one EventBridge event on the configured bus and, when a topic is
-configured, one SNS message. The clients may call nothing else (the publisher policy)."""
+"""Publishing a message on a channel: one EventBridge event on the configured bus, or, when a
+topic is configured, one SNS message. The clients may call nothing else (the publisher policy)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opx.delivery.message import DETAIL_TYPE, SOURCE, Message
 from opx.domain.errors import OpxError
+from opx.durability.store import DeliveryChannel
 from opx.security.readonly import guard, publisher_policy
 
 # botocore clients for EventBridge and SNS (no type stubs are installed for them).
@@ -28,28 +29,42 @@ class Publisher:
     event_bus: str
     topic_arn: str | None
 
-    def publish(self, message: Message) -> None:
-        """Publish to EventBridge, then SNS; :class:`DeliveryFailed` when either fails."""
+    @property
+    def channels(self) -> tuple[DeliveryChannel, ...]:
+        """The channels a message goes to, in publishing order: EventBridge, then SNS when a
+        topic is configured."""
+        if self.sns is not None and self.topic_arn:
+            return (DeliveryChannel.EVENTS, DeliveryChannel.SNS)
+        return (DeliveryChannel.EVENTS,)
+
+    def publish(self, channel: DeliveryChannel, message: Message) -> None:
+        """Publish ``message`` on one channel; :class:`DeliveryFailed` when that fails."""
+        try:
+            if channel is DeliveryChannel.EVENTS:
+                self._put_event(message)
+            elif self.sns is not None and self.topic_arn:
+                self.sns.publish(
+                    TopicArn=self.topic_arn, Subject=message.subject, Message=message.summary
+                )
+            else:
+                raise DeliveryFailed("no SNS topic is configured")
+        except (ClientError, BotoCoreError, OpxError) as exc:
+            raise DeliveryFailed(f"publishing to {channel.value} failed: {exc}") from exc
+
+    def _put_event(self, message: Message) -> None:
         entry = {
             "Source": SOURCE,
             "DetailType": DETAIL_TYPE,
             "Detail": json.dumps(message.detail, separators=(",", ":"), sort_keys=True),
             "EventBusName": self.event_bus,
         }
-        try:
-            answer = self.events.put_events(Entries=[entry])
-            if answer.get("FailedEntryCount", 0):
-                failed = answer.get("Entries", [{}])[0]
-                raise DeliveryFailed(
-                    f"EventBridge refused the event: {failed.get('ErrorCode')}: "
-                    f"{failed.get('ErrorMessage')}"
-                )
-            if self.sns is not None and self.topic_arn:
-                self.sns.publish(
-                    TopicArn=self.topic_arn, Subject=message.subject, Message=message.summary
-                )
-        except (ClientError, BotoCoreError, OpxError) as exc:
-            raise DeliveryFailed(f"publishing failed: {exc}") from exc
+        answer = self.events.put_events(Entries=[entry])
+        if answer.get("FailedEntryCount", 0):
+            failed = answer.get("Entries", [{}])[0]
+            raise DeliveryFailed(
+                f"EventBridge refused the event: {failed.get('ErrorCode')}: "
+                f"{failed.get('ErrorMessage')}"
+            )
 
 
 def open_publisher(

@@ -4,8 +4,19 @@ Item (table ``opx-executions`` by default, partition key ``execution_id`` (S), n
 ``incident_id``, ``status``, ``reason``, ``attempt``, ``lease_owner``, ``lease_expires_at``,
 ``fencing_token``, ``result`` (the ExecutionResult JSON, zlib-compressed, binary),
 ``result_attempt``, ``bundle``, ``created_at``, ``updated_at``, ``ttl`` (epoch seconds), and,
-once the result is being published, ``delivery_attempt``, ``delivery_state`` (PENDING or DONE)
-and ``delivery_at``.
+once the result is being published, one marker per delivery channel (``events``, ``sns``):
+``delivery_<channel>_attempt``, ``delivery_<channel>_state`` (PENDING or DONE) and
+``delivery_<channel>_at``.
+
+The channel markers are attributes of the execution's own item rather than items of their own:
+a claim must check, in the same atomic conditional write, that the result of that attempt is the
+one stored (``result_attempt``), which a separate item could only do with a transaction; and the
+key schema, the scan behind ``list`` and the item's ``ttl`` stay as they are (tables made by
+:func:`create_results_table` or by the infrastructure keep working unchanged). A few small
+attributes per channel do not matter against the 400 KB item limit. Earlier versions wrote a
+single ``delivery_attempt``/``delivery_state``/``delivery_at`` marker for every channel at once;
+it is no longer written, but a claim still honours it for every channel, so an upgrade never
+publishes a result twice.
 
 A result whose compressed JSON is over 350 KB (so the item would near DynamoDB's 400 KB limit)
 is split into chunk items of 350,000 bytes, written before the item that references them: the
@@ -44,6 +55,7 @@ from opx.durability.store import (
     Claim,
     ClaimOutcome,
     ClaimPlan,
+    DeliveryChannel,
     ExecutionRecord,
     Lease,
     StoreUnavailable,
@@ -64,6 +76,10 @@ MAX_RESULT_JSON_BYTES = 256 * 1024 * 1024  # decompression stops here
 _READ_TRIES = 3
 _CLAIM_TRIES = 8
 _OWNER_AND_TOKEN = "lease_owner = :owner AND fencing_token = :token"
+# A channel's delivery marker, as placeholders in its writes; and the single marker of earlier
+# versions, which covered every channel.
+_ATTRS = ("#att", "#state", "#at")
+_LEGACY = ("delivery_attempt", "delivery_state", "delivery_at")
 
 Item = dict[str, Any]
 
@@ -303,14 +319,22 @@ class DynamoDBExecutionStore:
         return True
 
     def claim_delivery(
-        self, execution_id: str, attempt: int, now: float, *, stale_after_s: float
+        self,
+        execution_id: str,
+        attempt: int,
+        channel: DeliveryChannel,
+        now: float,
+        *,
+        stale_after_s: float,
     ) -> bool:
-        """Take the right to publish the stored result of ``attempt`` (see the protocol)."""
+        """Take the right to publish the stored result of ``attempt`` on ``channel`` (see the
+        protocol): :func:`~opx.durability.store.may_claim_delivery` as a condition, for the
+        channel's marker and for the legacy one."""
         return self._delivery_write(
             execution_id,
-            "SET delivery_attempt = :a, delivery_state = :pending, delivery_at = :now",
-            "result_attempt = :a AND (attribute_not_exists(delivery_attempt) "
-            "OR delivery_attempt <> :a OR (delivery_state = :pending AND delivery_at < :stale))",
+            channel,
+            "SET #att = :a, #state = :pending, #at = :now",
+            f"result_attempt = :a AND {_claimable(*_ATTRS)} AND {_claimable(*_LEGACY)}",
             {
                 ":a": {"N": str(attempt)},
                 ":pending": {"S": DELIVERY_PENDING},
@@ -319,29 +343,44 @@ class DynamoDBExecutionStore:
             },
         )
 
-    def finish_delivery(self, execution_id: str, attempt: int, now: float) -> bool:
+    def finish_delivery(
+        self, execution_id: str, attempt: int, channel: DeliveryChannel, now: float
+    ) -> bool:
         return self._delivery_write(
             execution_id,
-            "SET delivery_state = :done, delivery_at = :now",
-            "delivery_attempt = :a",
+            channel,
+            "SET #state = :done, #at = :now",
+            "#att = :a",
             {":a": {"N": str(attempt)}, ":done": {"S": DELIVERY_DONE}, ":now": {"N": _num(now)}},
         )
 
-    def release_delivery(self, execution_id: str, attempt: int) -> bool:
+    def release_delivery(self, execution_id: str, attempt: int, channel: DeliveryChannel) -> bool:
         return self._delivery_write(
             execution_id,
-            "REMOVE delivery_attempt, delivery_state, delivery_at",
-            "delivery_attempt = :a AND delivery_state = :pending",
+            channel,
+            "REMOVE #att, #state, #at",
+            "#att = :a AND #state = :pending",
             {":a": {"N": str(attempt)}, ":pending": {"S": DELIVERY_PENDING}},
         )
 
-    def _delivery_write(self, execution_id: str, update: str, condition: str, values: Item) -> bool:
+    def _delivery_write(
+        self,
+        execution_id: str,
+        channel: DeliveryChannel,
+        update: str,
+        condition: str,
+        values: Item,
+    ) -> bool:
+        """A conditional write of ``channel``'s marker, named #att, #state and #at."""
         return self._conditional(
             lambda: self._client.update_item(
                 TableName=self.table_name,
                 Key={"execution_id": {"S": execution_id}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
+                ExpressionAttributeNames=dict(
+                    zip(_ATTRS, delivery_attributes(channel), strict=True)
+                ),
                 ExpressionAttributeValues=values,
             )
         )
@@ -476,6 +515,20 @@ class _ConditionFailed(Exception):
 
 class _ChunkMissing(Exception):
     """A chunk of a result is gone (replaced by a newer result since the item was read)."""
+
+
+def delivery_attributes(channel: DeliveryChannel) -> tuple[str, str, str]:
+    """The item's attributes that hold ``channel``'s marker: attempt, state, time."""
+    prefix = f"delivery_{channel.value}"
+    return f"{prefix}_attempt", f"{prefix}_state", f"{prefix}_at"
+
+
+def _claimable(attempt: str, state: str, at: str) -> str:
+    """:func:`~opx.durability.store.may_claim_delivery` as a condition on one marker."""
+    return (
+        f"(attribute_not_exists({attempt}) OR {attempt} <> :a "
+        f"OR ({state} = :pending AND {at} < :stale))"
+    )
 
 
 def _num(value: float) -> str:

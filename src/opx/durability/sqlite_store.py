@@ -1,4 +1,10 @@
-"""The execution store on an embedded SQLite file (the laptop and CI home)."""
+"""The execution store on an embedded SQLite file (the laptop and CI home).
+
+Table ``executions``: one row per execution. Table ``deliveries``: one row per execution and
+delivery channel, the channel's marker (``attempt``, ``state``, ``at``). The ``delivery_*``
+columns of ``executions`` hold the single marker that earlier versions wrote for every channel at
+once: nothing writes them any more, but a claim still honours them, so upgrading never publishes
+a result twice."""
 
 from __future__ import annotations
 
@@ -14,9 +20,12 @@ from opx.durability.store import (
     Claim,
     ClaimOutcome,
     ClaimPlan,
+    DeliveryChannel,
+    DeliveryMarker,
     ExecutionRecord,
     Lease,
     StoreUnavailable,
+    may_claim_delivery,
     plan_claim,
 )
 
@@ -40,6 +49,14 @@ CREATE TABLE IF NOT EXISTS executions (
     delivery_at REAL
 );
 CREATE INDEX IF NOT EXISTS executions_by_update ON executions (updated_at DESC);
+CREATE TABLE IF NOT EXISTS deliveries (
+    execution_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (execution_id, channel)
+);
 """
 # Columns added after the first release; older files gain them when opened.
 _ADDED_COLUMNS = {
@@ -97,23 +114,16 @@ class SqliteExecutionStore:
         bundle: str | None = None,
     ) -> Claim:
         """Apply the delivery rule atomically and, when it says run, take the lease."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                record = self._get(db, execution_id)
-                plan = plan_claim(record, owner, now, force)
-                if plan.outcome is ClaimOutcome.CLAIMED:
-                    lease = Lease(owner, expires_at, (record.fencing_token if record else 0) + 1)
-                    if record is None:
-                        _insert(db, execution_id, incident_id, lease, bundle, now)
-                    else:
-                        _update(db, execution_id, plan, lease, bundle, now)
-                claim = Claim(plan.outcome, self._require(db, execution_id), plan.resume)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return claim
+        with self._connect() as db, _immediate(db):
+            record = self._get(db, execution_id)
+            plan = plan_claim(record, owner, now, force)
+            if plan.outcome is ClaimOutcome.CLAIMED:
+                lease = Lease(owner, expires_at, (record.fencing_token if record else 0) + 1)
+                if record is None:
+                    _insert(db, execution_id, incident_id, lease, bundle, now)
+                else:
+                    _update(db, execution_id, plan, lease, bundle, now)
+            return Claim(plan.outcome, self._require(db, execution_id), plan.resume)
 
     def finish(self, execution_id: str, lease: Lease, result: ExecutionResult, now: float) -> bool:
         """Store the result and free the lease, if the lease is still this holder's."""
@@ -159,44 +169,52 @@ class SqliteExecutionStore:
             return cursor.rowcount == 1
 
     def claim_delivery(
-        self, execution_id: str, attempt: int, now: float, *, stale_after_s: float
+        self,
+        execution_id: str,
+        attempt: int,
+        channel: DeliveryChannel,
+        now: float,
+        *,
+        stale_after_s: float,
     ) -> bool:
-        """Take the right to publish the stored result of ``attempt`` (see the protocol)."""
+        """Take the right to publish the stored result of ``attempt`` on ``channel`` (see the
+        protocol): read, decide and write in one IMMEDIATE transaction."""
+        with self._connect() as db, _immediate(db):
+            row = db.execute(
+                "SELECT result_attempt, delivery_attempt, delivery_state, delivery_at "
+                "FROM executions WHERE execution_id = ?",
+                (execution_id,),
+            ).fetchone()
+            if row is None or row[0] != attempt:
+                return False
+            markers = (_marker(row[1:]), _channel_marker(db, execution_id, channel))
+            if not all(may_claim_delivery(m, attempt, now, stale_after_s) for m in markers):
+                return False
+            db.execute(
+                "INSERT INTO deliveries (execution_id, channel, attempt, state, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (execution_id, channel) DO UPDATE SET "
+                "attempt = excluded.attempt, state = excluded.state, at = excluded.at",
+                (execution_id, channel.value, attempt, DELIVERY_PENDING, now),
+            )
+            return True
+
+    def finish_delivery(
+        self, execution_id: str, attempt: int, channel: DeliveryChannel, now: float
+    ) -> bool:
         with self._connect() as db:
             cursor = db.execute(
-                "UPDATE executions SET delivery_attempt = ?, delivery_state = ?, "
-                "delivery_at = ? WHERE execution_id = ? AND result_attempt = ? AND NOT ("
-                "COALESCE(delivery_attempt, 0) = ? AND "
-                "(delivery_state = ? OR COALESCE(delivery_at, 0) > ?))",
-                (
-                    attempt,
-                    DELIVERY_PENDING,
-                    now,
-                    execution_id,
-                    attempt,
-                    attempt,
-                    DELIVERY_DONE,
-                    now - stale_after_s,
-                ),
+                "UPDATE deliveries SET state = ?, at = ? "
+                "WHERE execution_id = ? AND channel = ? AND attempt = ?",
+                (DELIVERY_DONE, now, execution_id, channel.value, attempt),
             )
             return cursor.rowcount == 1
 
-    def finish_delivery(self, execution_id: str, attempt: int, now: float) -> bool:
+    def release_delivery(self, execution_id: str, attempt: int, channel: DeliveryChannel) -> bool:
         with self._connect() as db:
             cursor = db.execute(
-                "UPDATE executions SET delivery_state = ?, delivery_at = ? "
-                "WHERE execution_id = ? AND delivery_attempt = ?",
-                (DELIVERY_DONE, now, execution_id, attempt),
-            )
-            return cursor.rowcount == 1
-
-    def release_delivery(self, execution_id: str, attempt: int) -> bool:
-        with self._connect() as db:
-            cursor = db.execute(
-                "UPDATE executions SET delivery_attempt = NULL, delivery_state = NULL, "
-                "delivery_at = NULL WHERE execution_id = ? AND delivery_attempt = ? "
-                "AND delivery_state = ?",
-                (execution_id, attempt, DELIVERY_PENDING),
+                "DELETE FROM deliveries "
+                "WHERE execution_id = ? AND channel = ? AND attempt = ? AND state = ?",
+                (execution_id, channel.value, attempt, DELIVERY_PENDING),
             )
             return cursor.rowcount == 1
 
@@ -226,6 +244,35 @@ class SqliteExecutionStore:
         if record is None:
             raise StoreUnavailable(f"execution {execution_id} vanished from {self.path}")
         return record
+
+
+@contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction taken up front, so that what it reads cannot change before it writes."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _marker(values: tuple[object, ...]) -> DeliveryMarker | None:
+    attempt, state, at = values
+    if attempt is None or state is None:
+        return None
+    return DeliveryMarker(int(str(attempt)), str(state), float(str(at or 0.0)))
+
+
+def _channel_marker(
+    db: sqlite3.Connection, execution_id: str, channel: DeliveryChannel
+) -> DeliveryMarker | None:
+    row = db.execute(
+        "SELECT attempt, state, at FROM deliveries WHERE execution_id = ? AND channel = ?",
+        (execution_id, channel.value),
+    ).fetchone()
+    return None if row is None else _marker(row)
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

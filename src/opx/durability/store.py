@@ -13,6 +13,14 @@ DELIVERY_PENDING = "PENDING"
 DELIVERY_DONE = "DONE"
 
 
+class DeliveryChannel(StrEnum):
+    """Where a stored result is published. Each channel has its own delivery marker, so a retry
+    after a partial failure publishes only the channels not yet published."""
+
+    EVENTS = "events"  # the AnalysisCompleted event on EventBridge
+    SNS = "sns"  # the summary on the SNS topic
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached or used (an infrastructure failure, exit code 3)."""
 
@@ -109,6 +117,27 @@ def plan_claim(
     return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt + 1, resume=False)
 
 
+@dataclass(frozen=True)
+class DeliveryMarker:
+    """One channel's delivery of the result of ``attempt``: being published (PENDING, since
+    ``at``) or published (DONE, at ``at``)."""
+
+    attempt: int
+    state: str
+    at: float
+
+
+def may_claim_delivery(
+    marker: DeliveryMarker | None, attempt: int, now: float, stale_after_s: float
+) -> bool:
+    """Whether a marker lets a worker publish the result of ``attempt`` (pure; both stores apply
+    it): yes when there is none or it is another attempt's, or when it is a PENDING one older than
+    ``stale_after_s`` (its worker died while publishing); never when that attempt is DONE."""
+    if marker is None or marker.attempt != attempt:
+        return True
+    return marker.state == DELIVERY_PENDING and marker.at < now - stale_after_s
+
+
 class ExecutionStore(Protocol):
     """Executions by id. ``claim`` must read, decide (with :func:`plan_claim`) and write
     atomically: inside a transaction, or as a conditional write that fails when the record's
@@ -141,18 +170,29 @@ class ExecutionStore(Protocol):
         now: float,
     ) -> bool: ...
 
-    # Delivery of a stored result (publishing it), at most once per attempt's result:
-    # ``claim_delivery`` takes the right to publish the result of ``attempt`` (True), unless it
-    # was published already or another worker started less than ``stale_after_s`` ago (False);
-    # ``finish_delivery`` records it published; ``release_delivery`` gives the right back after
-    # a failed publish, so that a redelivery of the event publishes it.
+    # Delivery of a stored result, at most once per attempt's result and per channel:
+    # ``claim_delivery`` takes the right to publish the result of ``attempt`` on ``channel``
+    # (True) when that attempt's result is the stored one and :func:`may_claim_delivery` allows
+    # it, atomically; ``finish_delivery`` records it published; ``release_delivery`` gives the
+    # right back after a failed publish, so that a redelivery of the event publishes it. A
+    # marker left by an earlier version (one for every channel) still counts for every channel.
     def claim_delivery(
-        self, execution_id: str, attempt: int, now: float, *, stale_after_s: float
+        self,
+        execution_id: str,
+        attempt: int,
+        channel: DeliveryChannel,
+        now: float,
+        *,
+        stale_after_s: float,
     ) -> bool: ...
 
-    def finish_delivery(self, execution_id: str, attempt: int, now: float) -> bool: ...
+    def finish_delivery(
+        self, execution_id: str, attempt: int, channel: DeliveryChannel, now: float
+    ) -> bool: ...
 
-    def release_delivery(self, execution_id: str, attempt: int) -> bool: ...
+    def release_delivery(
+        self, execution_id: str, attempt: int, channel: DeliveryChannel
+    ) -> bool: ...
 
     def get(self, execution_id: str) -> ExecutionRecord | None: ...
 
