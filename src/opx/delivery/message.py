@@ -63,12 +63,23 @@ def summary_of(result: ExecutionResult) -> str:
     return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1] + "…"
 
 
+def cost_brief(result: ExecutionResult) -> dict[str, Any] | None:
+    """What a reader needs of the cost: total, budget, and whether the budget was exceeded."""
+    cost = result.cost
+    if cost is None:
+        return None
+    return {
+        "total_usd": cost.total_usd,
+        "budget_usd": cost.budget_usd,
+        "budget_exceeded": cost.budget_exceeded,
+    }
+
+
 def detail_of(result: ExecutionResult, attempt: int) -> dict[str, Any]:
     consensus = result.consensus
     rec = result.recommendation
     root = rec.root_cause if rec is not None else None
     candidates = [] if consensus is None else consensus.candidates[:TOP_CANDIDATES]
-    cost = result.cost
     return {
         "status": result.status.value,
         "reason": None if result.reason is None else result.reason.value,
@@ -86,13 +97,7 @@ def detail_of(result: ExecutionResult, attempt: int) -> dict[str, Any]:
             }
             for c in candidates
         ],
-        "cost": None
-        if cost is None
-        else {
-            "total_usd": cost.total_usd,
-            "budget_usd": cost.budget_usd,
-            "budget_exceeded": cost.budget_exceeded,
-        },
+        "cost": cost_brief(result),
         "summary": summary_of(result),
         "disclaimer": result.disclaimer,
     }

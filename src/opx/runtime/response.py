@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opx.delivery.message import summary_of
+from opx.delivery.message import cost_brief, summary_of
 from opx.domain.errors import ErrorInfo
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason
 
@@ -42,7 +42,6 @@ def killed(incident_id: str, execution_id: str) -> ExecutionResult:
 
 
 def response_of(result: ExecutionResult, error: ErrorInfo | None) -> dict[str, Any]:
-    cost = result.cost
     summary = summary_of(result)
     if result.status is ExecutionStatus.REJECTED and error is not None:
         summary = f"The event was rejected: {error.message}"
@@ -54,13 +53,7 @@ def response_of(result: ExecutionResult, error: ErrorInfo | None) -> dict[str, A
         "recommendation": None
         if result.recommendation is None
         else result.recommendation.model_dump(mode="json"),
-        "cost": None
-        if cost is None
-        else {
-            "total_usd": cost.total_usd,
-            "budget_usd": cost.budget_usd,
-            "budget_exceeded": cost.budget_exceeded,
-        },
+        "cost": cost_brief(result),
         "summary": summary,
         "error": None if error is None else {"code": error.code.value, "message": error.message},
     }
