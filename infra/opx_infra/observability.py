@@ -20,7 +20,6 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from opx.domain.result import ExecutionStatus
 from opx.observability import metrics as m
 from opx_infra.settings import InfraSettings
 
@@ -28,7 +27,6 @@ FIVE_MINUTES = Duration.minutes(5)
 HOUR = Duration.hours(1)
 # Longer than the executor's timeout, so an execution still running is not taken for silence.
 HEARTBEAT_PERIOD = Duration.minutes(15)
-FAILED_STATUSES = (ExecutionStatus.FAILED,)
 
 
 @dataclass(frozen=True)
@@ -66,15 +64,17 @@ def opx_metric(
 
 
 def executions_by_status(namespace: str, period: Duration = FIVE_MINUTES) -> dict[str, cw.Metric]:
+    """Execution/Count for every Status the handler publishes it with, ERROR (an invocation
+    that raised: store, SSM or publishing down) included, so that no outcome goes uncounted."""
     return {
-        status.value: opx_metric(
+        status: opx_metric(
             m.EXECUTION_COUNT,
             namespace,
-            {m.STATUS: status.value},
+            {m.STATUS: status},
             period=period,
-            label=status.value,
+            label=status,
         )
-        for status in ExecutionStatus
+        for status in m.EXECUTION_STATUSES
     }
 
 
@@ -83,11 +83,12 @@ def _ids(names: Sequence[str]) -> dict[str, str]:
 
 
 def failure_rate(namespace: str) -> cw.MathExpression:
-    """Percentage of executions that ended FAILED, over every status (0 to 100)."""
+    """Percentage of invocations that failed (a FAILED result, or ERROR: raised for an
+    infrastructure failure), over every status (0 to 100)."""
     counts = executions_by_status(namespace)
     ids = _ids(list(counts))
     total = " + ".join(f"FILL({ids[s]}, 0)" for s in counts)
-    failed = " + ".join(f"FILL({ids[s.value]}, 0)" for s in FAILED_STATUSES)
+    failed = " + ".join(f"FILL({ids[s]}, 0)" for s in m.FAILURE_STATUSES)
     return cw.MathExpression(
         expression=f"100 * ({failed}) / ({total})",
         using_metrics={ids[s]: metric for s, metric in counts.items()},
@@ -140,7 +141,7 @@ def make_alarms(
     specs: list[tuple[str, str, cw.IMetric, float, int]] = [
         (
             "FailureRate",
-            "more than the allowed share of executions FAILED in 5 minutes",
+            "more than the allowed share of executions FAILED or raised (ERROR) in 5 minutes",
             failure_rate(namespace),
             settings.failure_rate_percent,
             1,

@@ -48,7 +48,10 @@ def test_replay_json_is_identical_with_zero_external_calls(
     (metric,) = emf_lines(done.stderr)
     assert done.stderr == json.dumps(metric, separators=(",", ":"), sort_keys=True) + "\n"
     assert metric["Replay/Count"] == 1 and metric["identical"] is True
-    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Phase6"
+    (directive,) = metric["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Phase6"
+    assert directive["Metrics"] == [{"Name": "Replay/Count", "Unit": "Count"}]
+    assert directive["Dimensions"] == [[]]
     human = opx("replay", result["execution_id"], data_dir=data_dir)
     assert human.returncode == 0 and "IDENTICAL" in human.stdout
     assert len(emf_lines(human.stderr)) == 1 and len(human.stderr.splitlines()) == 1

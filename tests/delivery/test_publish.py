@@ -1,6 +1,7 @@
 """AnalysisCompleted on EventBridge and the summary on SNS, against moto's server mode: one of
-each per execution, none more on a redelivery, a failed publish loses nothing, and a retry after
-one channel failed publishes that channel only."""
+each per execution, none more on a redelivery (nor on a re-run that fails again; a final answer
+after a failure is published once), a failed publish loses nothing, and a retry after one channel
+failed publishes that channel only."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from typing import Any
 import boto3
 import pytest
 
+from opx.agents.roster import CHANGE, HISTORICAL, RISK, SIGNAL
 from opx.delivery.publisher import DeliveryFailed, open_publisher
+from opx.domain.errors import ErrorCode
 from opx.durability.sqlite_store import SqliteExecutionStore
 from opx.runtime.failure_handler import InfrastructureFailure
+from tests.runtime.builders import ScriptedBackend
 from tests.runtime.handler_builders import Harness, incident_event
 
 _NAMES = itertools.count(1)
@@ -105,6 +109,47 @@ def test_one_event_and_one_summary_per_execution(
 
     # The same event again: the stored result is returned and nothing more is published.
     assert run(harness, wiring, moto_endpoint) == response
+    assert wiring.drain(wiring.event_queue) == [] and wiring.drain(wiring.topic_queue) == []
+
+
+def failing(kind: str, monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
+    """A backend (and, for FAILED, a broken consensus) that ends every run the same way."""
+    if kind == "FAILED":
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise ZeroDivisionError("weights sum to zero")
+
+        monkeypatch.setattr("opx.graph.build.build_consensus", broken)
+        return ScriptedBackend()
+    fatal = [(ErrorCode.BEDROCK_MODEL_ERROR, False)]
+    return ScriptedBackend(scripts=dict.fromkeys((SIGNAL, HISTORICAL, CHANGE, RISK), fatal))
+
+
+@pytest.mark.parametrize("kind", ["FAILED", "NO_RECOMMENDATION"])
+def test_a_rerun_that_fails_again_publishes_nothing_more_and_the_answer_once(
+    wiring: Wiring, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    harness = Harness(tmp_path, backend=failing(kind, monkeypatch))
+    first = run(harness, wiring, moto_endpoint)
+    assert first["status"] == kind
+    (event,) = wiring.drain(wiring.event_queue)
+    assert event["detail"]["status"] == kind and event["detail"]["attempt"] == 1
+    assert len(wiring.drain(wiring.topic_queue)) == 1
+    # Redelivered: the execution runs again (not final), ends the same way, publishes nothing.
+    calls = sum(harness.backend.calls.values())
+    again = run(harness, wiring, moto_endpoint)
+    assert again["status"] == kind and sum(harness.backend.calls.values()) > calls
+    assert wiring.drain(wiring.event_queue) == [] and wiring.drain(wiring.topic_queue) == []
+    # Redelivered once more, and this time it answers: the answer supersedes the notice, once.
+    monkeypatch.undo()
+    harness.backend = ScriptedBackend()
+    answer = run(harness, wiring, moto_endpoint)
+    assert answer["status"] == "COMPLETED" and answer["execution_id"] == first["execution_id"]
+    (event,) = wiring.drain(wiring.event_queue)
+    assert event["detail"]["status"] == "COMPLETED" and event["detail"]["attempt"] == 3
+    (note,) = wiring.drain(wiring.topic_queue)
+    assert note["Message"] == answer["summary"]
+    assert run(harness, wiring, moto_endpoint) == answer
     assert wiring.drain(wiring.event_queue) == [] and wiring.drain(wiring.topic_queue) == []
 
 

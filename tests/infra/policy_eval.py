@@ -18,7 +18,8 @@ Statement = Mapping[str, Any]
 @cache
 def _pattern(glob: str, ignore_case: bool) -> re.Pattern[str]:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
-    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0 | re.DOTALL)
+    flags = (re.IGNORECASE if ignore_case else 0) | re.DOTALL
+    return re.compile(f"^{body}$", flags)
 
 
 def matches(glob: str, value: str, *, ignore_case: bool = False) -> bool:

@@ -85,6 +85,53 @@ def test_every_phase6_metric_referenced_is_emitted_with_its_dimensions(
     }
 
 
+def status_values(resources: dict[str, Any]) -> dict[str, set[str]]:
+    """Every Status value an alarm or the dashboard reads Execution/Count with, by where."""
+    found: dict[str, set[str]] = {}
+    for name, alarm in alarms(resources).items():
+        for query in alarm.get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric", {})
+            if metric.get("MetricName") == m.EXECUTION_COUNT.name:
+                (dim,) = metric["Dimensions"]
+                found.setdefault(name, set()).add(dim["Value"])
+    for widget in dashboard(resources)["widgets"]:
+        props = widget["properties"]
+        for row in props.get("metrics", []):
+            plain = [x for x in row if not isinstance(x, dict)]
+            if plain[:2] == [NAMESPACE, m.EXECUTION_COUNT.name]:
+                found.setdefault(props["title"], set()).add(plain[3])
+    return found
+
+
+def test_status_values_are_the_ones_the_runtime_emits(resources: dict[str, Any]) -> None:
+    """Every outcome the handler counts is summed, ERROR included; nothing else is read."""
+    emitted = set(m.EXECUTION_STATUSES)
+    assert {"ERROR", "FAILED", "COMPLETED", "REJECTED"} <= emitted
+    found = status_values(resources)
+    assert set(found) == {
+        "opx-FailureRate",
+        "opx-Heartbeat",
+        "Executions by outcome",
+        "Failure rate (%)",
+    }
+    for where, values in found.items():
+        assert values == emitted, where
+
+
+def test_the_failure_rate_counts_failed_results_and_errors(resources: dict[str, Any]) -> None:
+    rate = alarms(resources)["opx-FailureRate"]
+    ids = {
+        q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]: q["Id"]
+        for q in rate["Metrics"]
+        if "MetricStat" in q
+    }
+    [expression] = [q["Expression"] for q in rate["Metrics"] if "Expression" in q]
+    failed = " + ".join(f"FILL({ids[s]}, 0)" for s in ("FAILED", "ERROR"))
+    total = " + ".join(f"FILL({ids[s]}, 0)" for s in m.EXECUTION_STATUSES)
+    assert expression == f"100 * ({failed}) / ({total})"
+    assert set(m.FAILURE_STATUSES) == {"FAILED", "ERROR"}
+
+
 def test_a_metric_with_the_wrong_dimensions_is_refused() -> None:
     with pytest.raises(ValueError, match="published with dimensions"):
         opx_metric(m.AGENT_DURATION, NAMESPACE)
@@ -114,7 +161,7 @@ def test_alarm_thresholds_and_missing_data(resources: dict[str, Any]) -> None:
         if "MetricStat" in q
         and q["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "Status", "Value": "FAILED"}]
     )
-    assert expression["Expression"].startswith(f"100 * (FILL({failed}, 0)) / (")
+    assert expression["Expression"].startswith(f"100 * (FILL({failed}, 0) + FILL(")
     assert {q["MetricStat"]["Period"] for q in rate["Metrics"] if "MetricStat" in q} == {300}
     retries = found["opx-Retries"]
     assert (retries["MetricName"], retries["Statistic"], retries["Threshold"]) == (
@@ -152,7 +199,7 @@ def test_heartbeat_fires_on_incidents_without_executions(resources: dict[str, An
         for i, q in queries.items()
         if "MetricStat" in q and q["MetricStat"]["Metric"]["MetricName"] == "Execution/Count"
     ]
-    assert len(counted) == 7  # every ExecutionStatus
+    assert len(counted) == 8  # every ExecutionStatus, and ERROR
     assert expression.startswith("IF(FILL(incidents, 0) > 0 AND (")
     assert all(f"FILL({i}, 0)" in expression for i in counted)
     # Longer than the executor's 600 s timeout, so a running execution is not silence.

@@ -14,6 +14,11 @@ def test_wildcards_span_segments_and_actions_ignore_case() -> None:
     assert matches("table/a?c", "table/abc") and not matches("table/a?c", "table/abbc")
 
 
+def test_a_wildcard_spans_a_line_break_with_or_without_ignoring_case() -> None:
+    assert matches("arn:*", "arn:a\nb") and matches("ARN:*", "arn:a\nb", ignore_case=True)
+    assert matches("arn:?b", "arn:\nb", ignore_case=True)
+
+
 def test_explicit_deny_beats_allow_and_not_resource_exempts() -> None:
     statements = [
         {"Effect": "Allow", "Action": "*", "Resource": "*"},

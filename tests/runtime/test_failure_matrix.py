@@ -33,9 +33,7 @@ def result_of(data_dir: Path, response: dict[str, Any]) -> ExecutionResult:
 
 def test_agent_timeout_gives_timeout_with_zero_confidence(tmp_path: Path) -> None:
     backend = ScriptedBackend(scripts={RISK: ["hang"]})
-    harness = Harness(
-        tmp_path, backend=backend, env={"OPX_DEADLINE_RISK_BLAST_RADIUS_S": "0.05"}
-    )
+    harness = Harness(tmp_path, backend=backend, env={"OPX_DEADLINE_RISK_BLAST_RADIUS_S": "0.05"})
     response = harness.run(incident_event())
     assert response["status"] == "COMPLETED" and response["error"] is None
     risk = result_of(tmp_path, response).hypotheses[RISK]

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opx.runtime.response import RESPONSE_KEYS
 from tests.runtime.handler_builders import Harness
 
 EXAMPLES = 600
@@ -89,7 +90,9 @@ def test_hostile_events_are_rejected_without_raising_or_writing() -> None:
         def check(event: Any) -> None:
             response = harness.run(event)
             seen["count"] += 1
+            assert tuple(response) == RESPONSE_KEYS
             assert response["status"] == "REJECTED", (event, response)
+            assert response["reason"] == "INVALID_EVENT"
             assert response["error"]["code"] and response["error"]["message"]
             assert response["execution_id"] is None
 

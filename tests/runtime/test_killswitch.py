@@ -109,6 +109,37 @@ def test_unreadable_ssm_raises_first_then_keeps_the_last_reading(
     assert switch.stops(RISK) and not switch.stops_all()
 
 
+def test_while_ssm_is_down_it_is_asked_again_only_after_the_cache_period(
+    moto_endpoint: str, names: tuple[str, str]
+) -> None:
+    parameter, path = names
+    client = ssm(moto_endpoint)
+    put(client, path + RISK, "on")
+    clock = Clock()
+    switch = SsmKillSwitch(client, parameter, path, clock=clock)
+    assert switch.stops(RISK)
+    down = ssm("http://127.0.0.1:9")  # nothing listens there
+    calls: list[str] = []
+    down.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.ssm", lambda model, **_: calls.append(model.name)
+    )
+    switch._client = down
+    clock.now += CACHE_SECONDS + 1
+    assert switch.stops(RISK) and calls == ["GetParameter"]  # failed: the last reading
+    for _ in range(int(CACHE_SECONDS) - 1):  # every agent's check meanwhile: no SSM call
+        clock.now += 1
+        assert switch.stops(RISK) and not switch.stops_all()
+    assert calls == ["GetParameter"]
+    clock.now += 1  # a cache period after the failed read: asked again
+    assert switch.stops(RISK) and calls == ["GetParameter", "GetParameter"]
+    # SSM is back and the switch was flipped meanwhile: seen after one more period at most.
+    switch._client = client
+    put(client, parameter, "on")
+    assert not switch.stops_all()
+    clock.now += CACHE_SECONDS
+    assert switch.stops_all()
+
+
 def test_the_switch_client_can_only_read_parameters(moto_endpoint: str) -> None:
     client = guard(ssm(moto_endpoint), SSM_POLICY)  # type: ignore[type-var]
     with pytest.raises(WriteRefused):

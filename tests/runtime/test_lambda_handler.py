@@ -10,12 +10,21 @@ from typer.testing import CliRunner
 
 from opx.agents.roster import ALL_AGENTS, CHANGE, CORE_AGENTS, SIGNAL
 from opx.cli import app
+from opx.delivery.publisher import DeliveryFailed, open_publisher
 from opx.domain.hypothesis import HypothesisStatus
 from opx.durability.sqlite_store import SqliteExecutionStore
+from opx.graph.build import GraphDeps
+from opx.observability.metrics import EXECUTION_STATUSES
 from opx.runtime.failure_handler import DeadlineReached, InfrastructureFailure
 from opx.runtime.killswitch import LocalKillSwitch
 from opx.runtime.response import RESPONSE_KEYS
-from tests.runtime.handler_builders import GatedBackend, Harness, emitted, incident_event
+from tests.runtime.handler_builders import (
+    Emitted,
+    GatedBackend,
+    Harness,
+    emitted,
+    incident_event,
+)
 
 
 def stored(data_dir: Path) -> list[tuple[str, str]]:
@@ -166,6 +175,52 @@ def test_an_unreachable_store_is_raised_for_lambda_to_retry(tmp_path: Path) -> N
     assert caught.value.code.value == "DATA_SOURCE_UNAVAILABLE"
     counts = [m for m in emitted(harness.out.getvalue()) if m.name == "Execution/Count"]
     assert [c.dimensions for c in counts] == [{"Status": "ERROR"}]
+
+
+def counts_of(harness: Harness) -> list[Emitted]:
+    """The Execution/Count lines of the last invocation; each Status must be a published one."""
+    counts = [m for m in emitted(harness.out.getvalue()) if m.name == "Execution/Count"]
+    assert all(c.dimensions["Status"] in EXECUTION_STATUSES for c in counts), counts
+    return counts
+
+
+def test_a_failed_delivery_counts_one_error_and_the_agents_that_ran(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    harness = Harness(tmp_path)
+    missing_bus = open_publisher("no-such-bus", None, endpoint_url=moto_endpoint)
+    with pytest.raises(InfrastructureFailure) as caught:
+        harness.run(incident_event(), publish=True, publisher=missing_bus)
+    assert isinstance(caught.value.__cause__, DeliveryFailed)
+    # One invocation, one count: ERROR (Lambda retries it), not COMPLETED as well.
+    assert [(c.dimensions, c.value) for c in counts_of(harness)] == [({"Status": "ERROR"}, 1)]
+    names = [m.name for m in emitted(harness.out.getvalue())]
+    assert names.count("Execution/DurationMs") == 1 and names.count("Cost/TotalUSD") == 1
+    assert names.count("Agent/FailureRate") == len(ALL_AGENTS)  # the agents did run
+    # The retry answers from the stored result and counts it, once, as COMPLETED.
+    assert harness.run(incident_event())["status"] == "COMPLETED"
+    assert [c.dimensions for c in counts_of(harness)] == [{"Status": "COMPLETED"}]
+
+
+def test_an_unexpected_exception_is_counted_once_and_raised_as_is(tmp_path: Path) -> None:
+    def broken(deps: GraphDeps) -> GraphDeps:
+        raise RuntimeError("a bug")
+
+    harness = Harness(tmp_path)
+    with pytest.raises(RuntimeError, match="a bug"):
+        harness.run(incident_event(), customize=broken)
+    assert [(c.dimensions, c.value) for c in counts_of(harness)] == [({"Status": "ERROR"}, 1)]
+    assert '"unexpected failure"' in harness.out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [(incident_event(), "COMPLETED"), ({}, "REJECTED")],
+)
+def test_every_answer_counts_exactly_once(tmp_path: Path, event: object, status: str) -> None:
+    harness = Harness(tmp_path)
+    harness.run(event)
+    assert [(c.dimensions, c.value) for c in counts_of(harness)] == [({"Status": status}, 1)]
 
 
 def test_an_execution_with_a_killed_agent_replays_identically(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Delivering a stored result at most once per attempt and per channel: for each channel, take
 the store's delivery marker, publish, then record it published (or give the marker back when
 publishing failed, so that a redelivery of the event publishes it). A retry after a partial
-failure thus publishes only the channels that were not published yet."""
+failure thus publishes only the channels that were not published yet. A later attempt (a re-run
+after a non-final result) publishes only when its result is final: the failure notice goes out
+once, and the answer that supersedes it once (:func:`~opx.durability.store.may_claim_delivery`)."""
 
 from __future__ import annotations
 
@@ -43,9 +45,7 @@ def deliver(
     failures: list[DeliveryFailed] = []
     for channel in publisher.channels:
         try:
-            published |= _deliver_on(
-                channel, message, result.execution_id, attempt, store, publisher, clock
-            )
+            published |= _deliver_on(channel, message, result, attempt, store, publisher, clock)
         except DeliveryFailed as exc:
             failures.append(exc)
     if failures:
@@ -56,15 +56,16 @@ def deliver(
 def _deliver_on(
     channel: DeliveryChannel,
     message: Message,
-    execution_id: str,
+    result: ExecutionResult,
     attempt: int,
     store: ExecutionStore,
     publisher: Publisher,
     clock: Callable[[], float],
 ) -> bool:
     """Whether ``channel`` was published now (False: published before or by another worker)."""
+    execution_id, final = str(result.execution_id), result.final
     if not store.claim_delivery(
-        execution_id, attempt, channel, clock(), stale_after_s=STALE_AFTER_S
+        execution_id, attempt, channel, clock(), stale_after_s=STALE_AFTER_S, final=final
     ):
         logs.info("delivery", channel=channel.value, outcome=Delivery.ALREADY.value)
         return False

@@ -326,15 +326,17 @@ class DynamoDBExecutionStore:
         now: float,
         *,
         stale_after_s: float,
+        final: bool,
     ) -> bool:
         """Take the right to publish the stored result of ``attempt`` on ``channel`` (see the
         protocol): :func:`~opx.durability.store.may_claim_delivery` as a condition, for the
         channel's marker and for the legacy one."""
+        markers = f"{_claimable(*_ATTRS, final=final)} AND {_claimable(*_LEGACY, final=final)}"
         return self._delivery_write(
             execution_id,
             channel,
             "SET #att = :a, #state = :pending, #at = :now",
-            f"result_attempt = :a AND {_claimable(*_ATTRS)} AND {_claimable(*_LEGACY)}",
+            f"result_attempt = :a AND {markers}",
             {
                 ":a": {"N": str(attempt)},
                 ":pending": {"S": DELIVERY_PENDING},
@@ -523,11 +525,14 @@ def delivery_attributes(channel: DeliveryChannel) -> tuple[str, str, str]:
     return f"{prefix}_attempt", f"{prefix}_state", f"{prefix}_at"
 
 
-def _claimable(attempt: str, state: str, at: str) -> str:
-    """:func:`~opx.durability.store.may_claim_delivery` as a condition on one marker."""
+def _claimable(attempt: str, state: str, at: str, *, final: bool) -> str:
+    """:func:`~opx.durability.store.may_claim_delivery` as a condition on one marker: none; a
+    stale PENDING one of this attempt or an earlier one; for a final result, an earlier
+    attempt's."""
+    earlier = f" OR {attempt} < :a" if final else ""
     return (
-        f"(attribute_not_exists({attempt}) OR {attempt} <> :a "
-        f"OR ({state} = :pending AND {at} < :stale))"
+        f"(attribute_not_exists({attempt}){earlier} "
+        f"OR ({attempt} <= :a AND {state} = :pending AND {at} < :stale))"
     )
 
 

@@ -176,6 +176,7 @@ class SqliteExecutionStore:
         now: float,
         *,
         stale_after_s: float,
+        final: bool,
     ) -> bool:
         """Take the right to publish the stored result of ``attempt`` on ``channel`` (see the
         protocol): read, decide and write in one IMMEDIATE transaction."""
@@ -188,7 +189,9 @@ class SqliteExecutionStore:
             if row is None or row[0] != attempt:
                 return False
             markers = (_marker(row[1:]), _channel_marker(db, execution_id, channel))
-            if not all(may_claim_delivery(m, attempt, now, stale_after_s) for m in markers):
+            if not all(
+                may_claim_delivery(m, attempt, now, stale_after_s, final=final) for m in markers
+            ):
                 return False
             db.execute(
                 "INSERT INTO deliveries (execution_id, channel, attempt, state, at) "

@@ -128,14 +128,32 @@ class DeliveryMarker:
 
 
 def may_claim_delivery(
-    marker: DeliveryMarker | None, attempt: int, now: float, stale_after_s: float
+    marker: DeliveryMarker | None,
+    attempt: int,
+    now: float,
+    stale_after_s: float,
+    *,
+    final: bool,
 ) -> bool:
-    """Whether a marker lets a worker publish the result of ``attempt`` (pure; both stores apply
-    it): yes when there is none or it is another attempt's, or when it is a PENDING one older than
-    ``stale_after_s`` (its worker died while publishing); never when that attempt is DONE."""
-    if marker is None or marker.attempt != attempt:
+    """Whether a channel's marker lets a worker publish the result of ``attempt``, ``final``
+    saying whether that result is final (:func:`~opx.domain.result.is_final`). Pure; both
+    stores apply it.
+
+    - no marker: yes;
+    - a PENDING marker older than ``stale_after_s``, of this attempt or an earlier one: yes (its
+      worker died while publishing, so the message may never have gone out);
+    - otherwise this attempt's marker (published, or being published): no;
+    - an earlier attempt's: only for a final result. A redelivery re-runs an execution that
+      ended FAILED or with every core agent failed; its failure notice is published once, and
+      a later real answer supersedes it once, but a re-run that fails again publishes nothing;
+    - a later attempt's: no (an older result never follows a newer one)."""
+    if marker is None:
         return True
-    return marker.state == DELIVERY_PENDING and marker.at < now - stale_after_s
+    if marker.attempt > attempt:
+        return False
+    if marker.state == DELIVERY_PENDING and marker.at < now - stale_after_s:
+        return True
+    return marker.attempt < attempt and final
 
 
 class ExecutionStore(Protocol):
@@ -170,11 +188,12 @@ class ExecutionStore(Protocol):
         now: float,
     ) -> bool: ...
 
-    # Delivery of a stored result, at most once per attempt's result and per channel:
-    # ``claim_delivery`` takes the right to publish the result of ``attempt`` on ``channel``
-    # (True) when that attempt's result is the stored one and :func:`may_claim_delivery` allows
-    # it, atomically; ``finish_delivery`` records it published; ``release_delivery`` gives the
-    # right back after a failed publish, so that a redelivery of the event publishes it. A
+    # Delivery of a stored result, at most once per channel, except that a final result
+    # supersedes an earlier attempt's non-final one: ``claim_delivery`` takes the right to
+    # publish the result of ``attempt`` on ``channel`` (True) when that attempt's result is the
+    # stored one and :func:`may_claim_delivery` allows it (``final``: whether that result is
+    # final), atomically; ``finish_delivery`` records it published; ``release_delivery`` gives
+    # the right back after a failed publish, so that a redelivery of the event publishes it. A
     # marker left by an earlier version (one for every channel) still counts for every channel.
     def claim_delivery(
         self,
@@ -184,6 +203,7 @@ class ExecutionStore(Protocol):
         now: float,
         *,
         stale_after_s: float,
+        final: bool,
     ) -> bool: ...
 
     def finish_delivery(

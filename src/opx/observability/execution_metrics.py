@@ -1,7 +1,8 @@
 """The metric lines one invocation reports about its execution (pure: no I/O).
 
-``Execution/Count`` (with its Status) and ``Execution/DurationMs`` are reported for every outcome,
-a rejected event included. What the agents did (``Agent/*``, ``Execution/Retries``,
+``Execution/Count`` (with its Status) and ``Execution/DurationMs`` are reported exactly once per
+invocation, whatever its outcome: a rejected event included, and an invocation that raised
+(Status ERROR). What the agents did (``Agent/*``, ``Execution/Retries``,
 ``Cost/TotalUSD``) is reported only by the invocation that ran them: a redelivery answered from
 the stored result ran nothing, and counting its agents again would double every figure.
 """
@@ -17,9 +18,11 @@ from opx.observability.metrics import (
     AGENT_FAILURE_RATE,
     AGENT_ID,
     COST_TOTAL,
+    ERROR_STATUS,
     EXECUTION_COUNT,
     EXECUTION_DURATION,
     EXECUTION_RETRIES,
+    EXECUTION_STATUSES,
     STATUS,
     Metric,
 )
@@ -33,13 +36,22 @@ class MetricLine:
     dimensions: dict[str, str] = field(default_factory=dict)
 
 
-def execution_lines(result: ExecutionResult, duration_ms: float, *, ran: bool) -> list[MetricLine]:
-    """The lines for one invocation's outcome; ``ran`` says whether it ran agents."""
-    lines = [
-        MetricLine({EXECUTION_COUNT: 1}, {STATUS: result.status.value}),
-    ]
+def execution_lines(
+    result: ExecutionResult | None,
+    duration_ms: float,
+    *,
+    ran: bool,
+    status: str | None = None,
+) -> list[MetricLine]:
+    """The lines for one invocation's outcome; ``ran`` says whether it ran agents. ``status``
+    (one of :data:`EXECUTION_STATUSES`) overrides the result's: ERROR for an invocation that
+    raised, which has no result or whose result was not delivered."""
+    counted = status or (result.status.value if result is not None else ERROR_STATUS)
+    if counted not in EXECUTION_STATUSES:
+        raise ValueError(f"{counted!r} is not a status Execution/Count is published with")
+    lines = [MetricLine({EXECUTION_COUNT: 1}, {STATUS: counted})]
     plain: dict[Metric, float] = {EXECUTION_DURATION: round(max(duration_ms, 0.0), 3)}
-    if ran and result.hypotheses:
+    if ran and result is not None and result.hypotheses:
         plain[EXECUTION_RETRIES] = retries(result)
         if result.cost is not None:
             plain[COST_TOTAL] = result.cost.total_usd

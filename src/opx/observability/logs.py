@@ -35,9 +35,14 @@ def safe_text(value: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# The frame whose function and line the log line's "location" names: Powertools' own wrapper
+# already counts as 2, so 3 skips ours too and points at whoever called info() or warning().
+_CALLER = 3
+
+
 def info(message: str, **fields: Any) -> None:
-    _logger.info(message, extra=fields, stacklevel=2)
+    _logger.info(message, extra=fields, stacklevel=_CALLER)
 
 
 def warning(message: str, **fields: Any) -> None:
-    _logger.warning(message, extra=fields, stacklevel=2)
+    _logger.warning(message, extra=fields, stacklevel=_CALLER)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from opx.domain.result import ExecutionStatus
+
 DEFAULT_NAMESPACE = "Phase6"
 NAMESPACE_VARIABLE = "OPX_METRICS_NAMESPACE"
 NAMESPACE = DEFAULT_NAMESPACE  # kept for callers that predate the configurable namespace
@@ -59,6 +61,16 @@ ALL_METRICS: tuple[Metric, ...] = (
     REPLAY_COUNT,
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in ALL_METRICS}
+
+# The Status of an invocation that raised (an infrastructure failure such as the store, SSM or
+# publishing being down, or an unexpected error): its execution did not end with a result.
+ERROR_STATUS = "ERROR"
+# Every Status value Execution/Count is published with: each way an execution ends, and ERROR.
+# Alarms and charts that sum Execution/Count over its statuses must use all of them.
+EXECUTION_STATUSES: tuple[str, ...] = (*(s.value for s in ExecutionStatus), ERROR_STATUS)
+# The statuses the failure rate counts as failed: a fail-closed result, and an invocation that
+# raised (whose event Lambda retries, then dead-letters).
+FAILURE_STATUSES: tuple[str, ...] = (ExecutionStatus.FAILED.value, ERROR_STATUS)
 
 
 def namespace(env: Mapping[str, str]) -> str:

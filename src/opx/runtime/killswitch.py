@@ -13,7 +13,8 @@ Two sources, chosen by ``OPX_KILL_SWITCH_SOURCE``:
 A missing parameter means "not stopped". Any other value than ``on`` (case and surrounding space
 ignored) means "not stopped" too, so ``off`` is the way to re-enable without deleting.
 
-When SSM cannot be read, the last state read is used; with no state read yet,
+When SSM cannot be read, the last state read is used, and SSM is not asked again before another
+cache period has passed (each read may wait for its timeouts); with no state read yet,
 :class:`KillSwitchUnavailable` is raised: the handler treats it as an infrastructure failure
 (Lambda retries), because analysing while the operators may have asked to stop is not safe.
 """
@@ -110,10 +111,12 @@ class SsmKillSwitch:
                 return self._state
             try:
                 self._state = read_state(self._client, self._parameter, self._path)
-                self._read_at = now
             except KillSwitchUnavailable:
                 if self._state is None:
                     raise
+                # SSM is down: keep the last reading for another cache period rather than
+                # blocking on SSM's timeouts before every agent of every invocation.
+            self._read_at = now
             return self._state
 
 

@@ -24,15 +24,21 @@ from typing import IO, Any, Protocol
 from opx.config import Settings, load_settings
 from opx.delivery.deliver import Delivery, deliver
 from opx.delivery.publisher import Publisher, open_publisher
-from opx.domain.errors import ErrorInfo, InputRejected
+from opx.domain.errors import InputRejected
 from opx.domain.result import ExecutionResult
 from opx.graph.build import GraphDeps
 from opx.observability import logs
 from opx.observability.emf import EmfWriter
 from opx.observability.execution_metrics import execution_lines
-from opx.observability.metrics import EXECUTION_COUNT, STATUS
+from opx.observability.metrics import ERROR_STATUS
 from opx.runtime.execute import Execution, execute, skipped
-from opx.runtime.failure_handler import INFRASTRUCTURE, error_of, infrastructure, must_retry
+from opx.runtime.failure_handler import (
+    INFRASTRUCTURE,
+    DeadlineReached,
+    error_of,
+    infrastructure,
+    must_retry,
+)
 from opx.runtime.intake import MAX_DEPTH, Accepted, parse_event
 from opx.runtime.killswitch import KillSwitch, LocalKillSwitch, SsmKillSwitch, ssm_client
 from opx.runtime.response import killed, rejected, response_of
@@ -40,8 +46,6 @@ from opx.runtime.wiring import make_deps, open_checkpointer, open_store, open_to
 from opx.tools.base import TelemetryTools
 
 Clock = Callable[[], float]
-# The Execution/Count status of an invocation that raised for an infrastructure failure.
-ERROR_STATUS = "ERROR"
 
 
 class LambdaContext(Protocol):
@@ -84,34 +88,67 @@ def invoke(event: Any, context: LambdaContext | None, invocation: Invocation) ->
     return asyncio.run(handle(event, remaining_ms, invocation))
 
 
+@dataclass
+class Outcome:
+    """What an invocation reports once it ends, however it ends: the result it reached (if
+    any), whether it ran agents, and ERROR as the status when it raised."""
+
+    result: ExecutionResult | None = None
+    ran: bool = False
+    status: str | None = None
+
+
 async def handle(event: Any, remaining_ms: float, inv: Invocation) -> dict[str, Any]:
+    """One invocation. Exactly one Execution/Count is reported, on every path: the result's
+    status when it answers (or stops at the deadline), ERROR when it raises otherwise."""
     started = inv.clock()
     logs.bind(inv.out)
-    metrics = EmfWriter(inv.settings.metrics_namespace, inv.out, inv.clock)
+    outcome = Outcome()
     try:
-        parsed = parse_event(_as_document(event))
-    except InputRejected as exc:
-        return reject(exc, inv, started)
-    if not isinstance(parsed, Accepted):
-        logs.bind(inv.out, parsed.execution_id)
-        logs.info("alarm not firing", state=parsed.state, incident_id=parsed.incident_id)
-        return _answer(skipped(parsed).result, None, metrics, started, inv, ran=False)
-    logs.bind(inv.out, parsed.execution_id)
-    try:
-        return await _analyse(parsed, remaining_ms, inv, metrics, started)
+        return await _handle(event, remaining_ms, inv, outcome, started)
+    except DeadlineReached:
+        raise  # counted under its result, INCOMPLETE: the retry resumes it
     except INFRASTRUCTURE as exc:
-        metrics.write({EXECUTION_COUNT: 1}, dimensions={STATUS: ERROR_STATUS})
+        outcome.status = ERROR_STATUS
         logs.warning("infrastructure failure", error=type(exc).__name__)
         raise infrastructure(exc) from exc
+    except BaseException as exc:
+        outcome.status = ERROR_STATUS
+        logs.warning("unexpected failure", error=type(exc).__name__)
+        raise
+    finally:
+        _report(inv, outcome, started)
 
 
 def reject(exc: InputRejected, inv: Invocation, started: float | None = None) -> dict[str, Any]:
     """The answer to an event that cannot be analysed: nothing is read or written."""
     begun = inv.clock() if started is None else started
     logs.bind(inv.out)
+    outcome = Outcome()
+    response = _rejection(exc, outcome)
+    _report(inv, outcome, begun)
+    return response
+
+
+async def _handle(
+    event: Any, remaining_ms: float, inv: Invocation, outcome: Outcome, started: float
+) -> dict[str, Any]:
+    try:
+        parsed = parse_event(_as_document(event))
+    except InputRejected as exc:
+        return _rejection(exc, outcome)
+    logs.bind(inv.out, parsed.execution_id)
+    if not isinstance(parsed, Accepted):
+        logs.info("alarm not firing", state=parsed.state, incident_id=parsed.incident_id)
+        outcome.result = skipped(parsed).result
+        return response_of(outcome.result, None)
+    return await _analyse(parsed, remaining_ms, inv, outcome, started)
+
+
+def _rejection(exc: InputRejected, outcome: Outcome) -> dict[str, Any]:
     logs.warning("event rejected", code=exc.code.value, detail=logs.safe_text(exc.message))
-    metrics = EmfWriter(inv.settings.metrics_namespace, inv.out, inv.clock)
-    return _answer(rejected(), exc.info, metrics, begun, inv, ran=False)
+    outcome.result = rejected()
+    return response_of(outcome.result, exc.info)
 
 
 class FakeContext:
@@ -126,24 +163,23 @@ class FakeContext:
 
 
 async def _analyse(
-    accepted: Accepted, remaining_ms: float, inv: Invocation, metrics: EmfWriter, started: float
+    accepted: Accepted, remaining_ms: float, inv: Invocation, outcome: Outcome, started: float
 ) -> dict[str, Any]:
     incident = accepted.incident
     switch = inv.kill_switch or warm_kill_switch(inv.settings)
     if switch.stops_all():
         logs.info("kill switch on: not analysed", incident_id=incident.incident_id)
-        result = killed(incident.incident_id, accepted.execution_id)
-        return _answer(result, None, metrics, started, inv, ran=False)
+        outcome.result = killed(incident.incident_id, accepted.execution_id)
+        return response_of(outcome.result, None)
     deadline = started + remaining_ms / 1000.0 - inv.settings.deadline_margin_s
     execution = await _execute(accepted, inv, switch, deadline)
-    result = execution.result
-    ran = not execution.reused and bool(result.hypotheses)
+    result = outcome.result = execution.result
+    outcome.ran = not execution.reused and bool(result.hypotheses)
     retry = must_retry(result)
     if retry is not None:
-        _report(metrics, result, started, inv.clock, ran=ran)
         logs.warning("deadline reached: retry to resume", attempt=execution.attempt)
         raise retry
-    response = _answer(result, error_of(result), metrics, started, inv, ran=ran)
+    response = response_of(result, error_of(result))
     logs.info(
         "execution answered",
         status=result.status.value,
@@ -192,23 +228,12 @@ async def _publish(execution: Execution, inv: Invocation) -> None:
         logs.info("delivery", outcome=outcome.value)
 
 
-def _answer(
-    result: ExecutionResult,
-    error: ErrorInfo | None,
-    metrics: EmfWriter,
-    started: float,
-    inv: Invocation,
-    *,
-    ran: bool,
-) -> dict[str, Any]:
-    _report(metrics, result, started, inv.clock, ran=ran)
-    return response_of(result, error)
-
-
-def _report(
-    metrics: EmfWriter, result: ExecutionResult, started: float, clock: Clock, *, ran: bool
-) -> None:
-    for line in execution_lines(result, (clock() - started) * 1000, ran=ran):
+def _report(inv: Invocation, outcome: Outcome, started: float) -> None:
+    metrics = EmfWriter(inv.settings.metrics_namespace, inv.out, inv.clock)
+    duration_ms = (inv.clock() - started) * 1000
+    for line in execution_lines(
+        outcome.result, duration_ms, ran=outcome.ran, status=outcome.status
+    ):
         metrics.write(line.values, dimensions=line.dimensions)
 
 

@@ -27,6 +27,7 @@ from opx.domain.incident import Incident
 from opx.domain.result import ExecutionResult
 from opx.durability.store import ExecutionRecord, ExecutionStore
 from opx.graph.build import GraphDeps, build_graph
+from opx.observability.metrics import REPLAY_COUNT
 from opx.reasoning.pricing import PricingTable
 from opx.runtime.execute import graph_config, graph_input, thread_id
 from opx.tools.base import TelemetryTools
@@ -35,7 +36,7 @@ from opx.tools.memory import InMemoryTools
 T = TypeVar("T")
 # The metrics hook: (metric name, value). Each finished replay or re-run counts once.
 MetricSink = Callable[[str, float], None]
-REPLAY_COUNT_METRIC = "Replay/Count"
+REPLAY_COUNT_METRIC = REPLAY_COUNT.name
 # Everything but the wall-clock timings is compared.
 _NOT_COMPARED = {"timings"}
 _MISSING: Any = None
