@@ -94,12 +94,15 @@ def environment(
     settings: InfraSettings,
     messaging: Messaging,
     agents: Mapping[str, str],
+    tools_function: str,
 ) -> dict[str, str]:
     """The runtime's settings (opx.config); ``agents`` maps each agent's variable suffix to
-    ``<agentId>/<aliasId>``. Names and references only: no secret is ever put here."""
+    ``<agentId>/<aliasId>``; the local analysts read telemetry through ``tools_function``.
+    Names and references only: no secret is ever put here."""
     env = {
         "OPX_STORE": "dynamodb",
-        "OPX_TELEMETRY": "aws",
+        "OPX_TELEMETRY": "lambda",
+        "OPX_TOOLS_FUNCTION": tools_function,
         "OPX_AGENT_BACKEND": "bedrock",
         "OPX_DATA_DIR": "/tmp/opx",
         "OPX_CHECKPOINT_TABLE": settings.checkpoint_table,
@@ -124,6 +127,7 @@ def _grant(
     alias_arns: Sequence[str],
     settings: InfraSettings,
     kill_switch_arns: Sequence[str],
+    tools_arn: str,
 ) -> None:
     table_arns = [t.table_arn for t in tables]
     role.add_to_policy(
@@ -139,6 +143,8 @@ def _grant(
         opx_iam.allow(("sns:Publish",), [messaging.summaries.topic_arn], "PublishSummary")
     )
     role.add_to_policy(opx_iam.allow(opx_iam.KILL_SWITCH_ACTIONS, kill_switch_arns, "KillSwitch"))
+    # The unqualified ARN only: the executor invokes $LATEST by name, never a version or alias.
+    role.add_to_policy(opx_iam.allow(opx_iam.TOOLS_INVOKE_ACTIONS, [tools_arn], "ReadTelemetry"))
 
 
 def kill_switch_arns(scope: Construct, settings: InfraSettings) -> list[str]:
@@ -160,9 +166,18 @@ def make_executor(
     messaging: Messaging,
     agents: Mapping[str, str],
     alias_arns: Sequence[str],
+    tools: lambda_.IFunction,
 ) -> lambda_.Function:
-    role = role_for(scope, "ExecutorRole", "OPX executor: its tables, agents, bus and topic")
-    _grant(role, tables, messaging, alias_arns, settings, kill_switch_arns(scope, settings))
+    role = role_for(scope, "ExecutorRole", "OPX executor: its tables, agents, tools, bus and topic")
+    _grant(
+        role,
+        tables,
+        messaging,
+        alias_arns,
+        settings,
+        kill_switch_arns(scope, settings),
+        tools.function_arn,
+    )
     function = make_function(
         scope,
         FunctionSpec(
@@ -173,7 +188,7 @@ def make_executor(
             memory_mb=MEMORY_MB,
             timeout=TIMEOUT,
             reserved_concurrency=settings.executor_concurrency,
-            environment=environment(settings, messaging, agents),
+            environment=environment(settings, messaging, agents, tools.function_name),
             tracing=True,
             checkov_skips={
                 "CKV_AWS_116": "asynchronous failures go to the SQS dead-letter queue through "

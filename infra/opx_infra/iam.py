@@ -53,6 +53,9 @@ KNOWLEDGE_ACTIONS = ("bedrock:Retrieve",)
 LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 TRACE_WRITE_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 KILL_SWITCH_ACTIONS = ("ssm:GetParameter", "ssm:GetParametersByPath")
+# The executor reads telemetry only by invoking the tools function (opx.security.readonly
+# tools_lambda_policy); the read permissions stay on the tools role.
+TOOLS_INVOKE_ACTIONS = ("lambda:InvokeFunction",)
 
 # Writes no role may make outside its own tables: every DynamoDB data and control-plane write.
 DYNAMODB_WRITE_DENY = (

@@ -40,7 +40,9 @@ class InfraSettings:
     aws_config: str | None = None
     alarm_trigger: bool = False
     executor_concurrency: int = 10
-    tools_concurrency: int = 20
+    # Each execution calls the tools a few hundred times, up to four agents at once, and the
+    # Bedrock agents call them too: 10 executors need far more than 20 concurrent tools.
+    tools_concurrency: int = 60
 
     @property
     def production(self) -> bool:

@@ -58,6 +58,7 @@ class OpxStack(Stack):
             messaging=messaging,
             agents={a.env_suffix: a.reference for a in deployed},
             alias_arns=[a.alias.attr_agent_alias_arn for a in deployed],
+            tools=tools,
         )
         watched = observability.Watched(executor.INCIDENT_RULE_NAME, sorted(ROSTER))
         observability.make_alarms(self, settings, key, watched)

@@ -39,6 +39,8 @@ class Settings:
     data_dir: Path
     store_backend: str = "sqlite"
     telemetry_backend: str = "bundle"
+    # The tools Lambda (name or ARN) that ``OPX_TELEMETRY=lambda`` reads telemetry through.
+    tools_function: str | None = None
     agent_backend: str = "local"
     checkpoint_table: str = "opx-langgraph-checkpoints"
     results_table: str = "opx-executions"
@@ -176,6 +178,27 @@ def _parameter_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+# Lambda's own FunctionName forms: a name, a partial ARN (account:function:name) or a full ARN;
+# an optional version or alias qualifier follows the name.
+_FUNCTION = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d:)?(\d{12}:)?(function:)?"
+    r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
+
+
+def _telemetry(env: Mapping[str, str]) -> tuple[str, str | None]:
+    """``OPX_TELEMETRY`` and, for ``lambda``, the ``OPX_TOOLS_FUNCTION`` it needs."""
+    backend = _choice(env, "OPX_TELEMETRY", "bundle", ("bundle", "aws", "lambda"))
+    function = (env.get("OPX_TOOLS_FUNCTION") or "").strip() or None
+    if function is not None and (len(function) > 256 or not _FUNCTION.match(function)):
+        raise ConfigError(f"OPX_TOOLS_FUNCTION={function!r} must be a Lambda function name or ARN")
+    if backend == "lambda" and function is None:
+        raise ConfigError(
+            "OPX_TELEMETRY=lambda needs OPX_TOOLS_FUNCTION (the tools Lambda's name or ARN)"
+        )
+    return backend, function
+
+
 def load_settings(env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment); ``data_dir`` wins if given."""
     env = os.environ if env is None else env
@@ -183,10 +206,12 @@ def load_settings(env: Mapping[str, str] | None = None, data_dir: Path | None = 
     attempts = _float(env, "OPX_RETRY_MAX_ATTEMPTS", 3, low=1, high=10)
     if attempts != int(attempts):
         raise ConfigError(f"OPX_RETRY_MAX_ATTEMPTS={attempts} must be a whole number")
+    telemetry_backend, tools_function = _telemetry(env)
     return Settings(
         data_dir=resolved_dir.expanduser(),
         store_backend=_choice(env, "OPX_STORE", "sqlite", ("sqlite", "dynamodb")),
-        telemetry_backend=_choice(env, "OPX_TELEMETRY", "bundle", ("bundle", "aws")),
+        telemetry_backend=telemetry_backend,
+        tools_function=tools_function,
         agent_backend=_choice(env, "OPX_AGENT_BACKEND", "local", ("local", "bedrock")),
         checkpoint_table=env.get("OPX_CHECKPOINT_TABLE") or "opx-langgraph-checkpoints",
         results_table=env.get("OPX_RESULTS_TABLE") or "opx-executions",

@@ -185,6 +185,7 @@ def test_executor_writes_are_the_listed_ones(
         "sqs:SendMessage": [ref(("AWS::SQS::Queue", "DeadLetters"))],
         "logs:PutLogEvents": [f"{ref(('AWS::Logs::LogGroup', 'ExecutorLogs'))}:*"],
         "kms:Encrypt": [ref(("AWS::KMS::Key", "Key"))],
+        "lambda:InvokeFunction": [ref(("AWS::Lambda::Function", "Tools"))],
     }
     for action, where in expected.items():
         assert _resources_allowed(executor, action) == sorted(where), action
@@ -205,6 +206,8 @@ def test_executor_writes_are_the_listed_ones(
         "xray:PutTelemetryRecords",
         "kms:Decrypt",
         "kms:Encrypt",
+        # IAM files invoking under Write; it is how the executor reads telemetry (below).
+        "lambda:InvokeFunction",
     }
     assert "cloudwatch:PutMetricData" not in _allowed_actions(executor)
     # Reads of telemetry live on the tools role, not here.
@@ -227,6 +230,43 @@ def test_executor_invokes_only_its_agent_aliases(
     assert _resources_allowed(executor, "bedrock:InvokeAgent") == aliases
     assert not allowed(executor, "bedrock:InvokeAgent", "*")
     assert not allowed(executor, "bedrock:InvokeModel", "*")
+
+
+def test_executor_invokes_only_the_tools_function(
+    roles: dict[str, Any], resources: dict[str, Any], catalogue: dict[str, str]
+) -> None:
+    executor = roles[role_id(roles, "ExecutorRole")]
+    tools_id, _ = cfn.one(resources, "AWS::Lambda::Function", "Tools")
+    tools = cfn.arn_of(resources, tools_id)
+    executor_fn = cfn.arn_of(resources, cfn.one(resources, "AWS::Lambda::Function", "Executor")[0])
+    assert _resources_allowed(executor, "lambda:InvokeFunction") == [tools]
+    assert allowed(executor, "lambda:InvokeFunction", tools)
+    others = (
+        "*",
+        executor_fn,
+        f"{tools}:1",  # a published version
+        f"{tools}:live",  # an alias
+        f"arn:aws:lambda:{cfn.REGION}:{cfn.ACCOUNT}:function:payments",
+    )
+    for resource in others:
+        assert not allowed(executor, "lambda:InvokeFunction", resource), resource
+    # No other Lambda action at all, on the tools function or anywhere.
+    lambda_actions = _actions(catalogue, "lambda:")
+    assert len(lambda_actions) > 50
+    for action in lambda_actions:
+        if action == "lambda:InvokeFunction":
+            continue
+        for resource in (tools, *others):
+            assert not allowed(executor, action, resource), (action, resource)
+    # Reading telemetry is the tools role's permission, not the executor's.
+    tools_role = roles[role_id(roles, "ToolsRole")]
+    reads = sorted(a for a in _allowed_actions(tools_role) if access_level(a) in READ_LEVELS)
+    assert "cloudwatch:GetMetricData" in reads and "logs:FilterLogEvents" in reads
+    for action in reads:
+        for resource in ("*", f"arn:aws:logs:{cfn.REGION}:{cfn.ACCOUNT}:log-group:app"):
+            assert not allowed(executor, action, resource), action
+    for action in _actions(catalogue, "bedrock:Retrieve"):
+        assert not allowed(executor, action, "*"), action
 
 
 def _all_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:

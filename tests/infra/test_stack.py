@@ -90,9 +90,18 @@ def test_executor_environment_is_what_the_runtime_reads(resources: dict[str, Any
     assert not [k for k in env if any(w in k for w in ("SECRET", "PASSWORD", "TOKEN", "KEY"))]
     # Deployed agent ids are resolved at deploy time; stand in real-looking ids to load them.
     agents = {k: "AGENT12345/ALIAS12345" for k in env if k.startswith("OPX_BEDROCK_AGENT_")}
-    settings = load_settings({**env, **agents})
+    # The executor reads telemetry through the tools function, named by its deployed name.
+    tools_id, tools = cfn.one(resources, "AWS::Lambda::Function", "Tools")
+    assert function["Properties"]["Environment"]["Variables"]["OPX_TOOLS_FUNCTION"] == {
+        "Ref": tools_id
+    }
+    tools_name = {"OPX_TOOLS_FUNCTION": tools["Properties"]["FunctionName"]}
+    settings = load_settings({**env, **agents, **tools_name})
     assert settings.store_backend == "dynamodb" and settings.agent_backend == "bedrock"
-    assert settings.telemetry_backend == "aws" and settings.kill_switch_source == "ssm"
+    assert settings.telemetry_backend == "lambda" and settings.tools_function == "opx-tools"
+    assert settings.kill_switch_source == "ssm"
+    # No telemetry source configuration: the executor holds no telemetry read permission.
+    assert "OPX_AWS_CONFIG" not in env
     assert settings.checkpoint_table == "opx-langgraph-checkpoints"
     assert settings.results_table == "opx-executions"
     assert settings.metrics_namespace == "Phase6"

@@ -18,6 +18,7 @@ from opx.security.readonly import (
     store_policy,
     table_names,
     telemetry_policy,
+    tools_lambda_policy,
 )
 from tests.tools.aws.local_http import CountingServer
 
@@ -154,6 +155,47 @@ def test_reasoning_and_publisher_roles(counting: CountingServer) -> None:
         )
     assert not isinstance(sent.value, WriteRefused)
     assert len(counting.hits) == 1
+
+
+TOOLS_ARN = "arn:aws:lambda:us-east-1:123456789012:function:opx-tools"
+
+
+def test_tools_lambda_client_invokes_only_the_tools_function(counting: CountingServer) -> None:
+    lam = guard(client("lambda", counting.endpoint), tools_lambda_policy(TOOLS_ARN))
+    refused = {
+        "invoke function payments": lambda: lam.invoke(FunctionName="payments", Payload=b"{}"),
+        # The same name in another form could be another account's function.
+        "invoke function opx-tools": lambda: lam.invoke(FunctionName="opx-tools", Payload=b"{}"),
+        "qualifier 1": lambda: lam.invoke(FunctionName=TOOLS_ARN, Qualifier="1", Payload=b"{}"),
+        "as Event": lambda: lam.invoke(FunctionName=TOOLS_ARN, InvocationType="Event"),
+        "as DryRun": lambda: lam.invoke(FunctionName=TOOLS_ARN, InvocationType="DryRun"),
+        "InvokeAsync": lambda: lam.invoke_async(FunctionName=TOOLS_ARN, InvokeArgs=b"{}"),
+        "InvokeWithResponseStream": lambda: lam.invoke_with_response_stream(FunctionName=TOOLS_ARN),
+        "GetFunction": lambda: lam.get_function(FunctionName=TOOLS_ARN),
+        "ListFunctions": lam.list_functions,
+        "UpdateFunctionCode": lambda: lam.update_function_code(
+            FunctionName=TOOLS_ARN, ZipFile=b"PK"
+        ),
+        "UpdateFunctionConfiguration": lambda: lam.update_function_configuration(
+            FunctionName=TOOLS_ARN, Environment={"Variables": {"X": "1"}}
+        ),
+        "DeleteFunction": lambda: lam.delete_function(FunctionName=TOOLS_ARN),
+        "AddPermission": lambda: lam.add_permission(
+            FunctionName=TOOLS_ARN, StatementId="s", Action="lambda:*", Principal="*"
+        ),
+    }
+    for reason, call in refused.items():
+        with pytest.raises(WriteRefused, match=reason) as raised:
+            call()
+        assert raised.value.code is ErrorCode.WRITE_REFUSED
+    assert counting.hits == []
+    # The one allowed call does go out (and fails on the counting server's answer).
+    with pytest.raises(Exception) as sent:
+        lam.invoke(FunctionName=TOOLS_ARN, InvocationType="RequestResponse", Payload=b"{}")
+    assert not isinstance(sent.value, WriteRefused)
+    assert counting.hits == [
+        "/2015-03-31/functions/" + TOOLS_ARN.replace(":", "%3A") + "/invocations"
+    ]
 
 
 def test_guard_is_per_client(counting: CountingServer) -> None:

@@ -92,11 +92,14 @@ def open_tools(
     incident: Incident | None = None,
     env: Mapping[str, str] | None = None,
 ) -> TelemetryTools:
-    """The telemetry ``OPX_TELEMETRY`` names: a bundle directory, or the AWS account (configured
+    """The telemetry ``OPX_TELEMETRY`` names: a bundle directory; the AWS account (configured
     by ``env``: ``OPX_AWS_CONFIG``, ``OPX_REDACTION_KEY``, the region), knowing the incident's
-    service and reading the service graph over its window."""
+    service and reading the service graph over its window; or the tools Lambda
+    ``OPX_TOOLS_FUNCTION``, told the same incident service and window with every call."""
     if settings.telemetry_backend == "aws":
         return _aws_tools(env or {}, incident)
+    if settings.telemetry_backend == "lambda":
+        return _lambda_tools(settings, env or {}, incident)
     if bundle is None:
         raise ConfigError("OPX_TELEMETRY=bundle needs a telemetry bundle directory")
     return load_bundle(bundle)
@@ -114,6 +117,25 @@ def _aws_tools(env: Mapping[str, str], incident: Incident | None) -> TelemetryTo
         return AwsTelemetrySource(aws)
     window = (incident.window_start, incident.window_end)
     return AwsTelemetrySource(aws, services=[incident.service], graph_window=window)
+
+
+def _lambda_tools(
+    settings: Settings, env: Mapping[str, str], incident: Incident | None
+) -> TelemetryTools:
+    from opx.tools.aws.clients import region_from  # noqa: PLC0415 (boto3)
+    from opx.tools.lambda_payloads import session_attributes  # noqa: PLC0415
+    from opx.tools.lambda_source import LambdaTelemetrySource, lambda_client  # noqa: PLC0415
+
+    function = settings.tools_function
+    if function is None:
+        raise ConfigError("OPX_TELEMETRY=lambda needs OPX_TOOLS_FUNCTION")
+    session = (
+        session_attributes(incident.service, incident.window_start, incident.window_end)
+        if incident is not None
+        else {}
+    )
+    client = lambda_client(function, region=region_from(env))
+    return LambdaTelemetrySource(function, client, session=session)
 
 
 def make_deps(

@@ -8,6 +8,8 @@ Roles and what they may do:
   only call that changes anything is Logs ``StopQuery``, which stops OPX's own Insights query.
 - ``store``: DynamoDB reads and writes, but only on the configured checkpoint and results tables.
 - ``reasoning``: Bedrock ``InvokeAgent`` and ``Retrieve`` only.
+- ``tools-lambda``: Lambda ``Invoke``, synchronous, of the one configured tools function only
+  (the executor's way to read telemetry without holding any telemetry permission itself).
 - ``publisher``: EventBridge ``PutEvents`` to the configured bus and SNS ``Publish`` to the
   configured topic only.
 
@@ -109,6 +111,12 @@ def reasoning_policy() -> ClientPolicy:
     return ClientPolicy("reasoning", REASONING_OPERATIONS)
 
 
+def tools_lambda_policy(function: str) -> ClientPolicy:
+    """Lambda ``Invoke`` (RequestResponse) of ``function`` (a name or ARN) and nothing else."""
+    checks: dict[tuple[str, str], ParamCheck] = {("lambda", "Invoke"): _to_function(function)}
+    return ClientPolicy("tools-lambda", {"lambda": frozenset({"Invoke"})}, checks)
+
+
 def publisher_policy(event_bus: str, topic_arn: str | None) -> ClientPolicy:
     """EventBridge ``PutEvents`` to ``event_bus`` and SNS ``Publish`` to ``topic_arn``."""
     operations = {"events": frozenset({"PutEvents"})}
@@ -190,6 +198,20 @@ def _to_bus(bus: str) -> ParamCheck:
             if name != bus and name.rsplit("/", 1)[-1] != bus:
                 return f"put events on bus {name}"
         return None if entries else "put an empty batch of events"
+
+    return check
+
+
+def _to_function(function: str) -> ParamCheck:
+    def check(params: Mapping[str, Any]) -> str | None:
+        # Named exactly as configured: another form of the name could point at another account
+        # or region, and a qualifier at other code.
+        target = str(params.get("FunctionName", ""))
+        if target != function or params.get("Qualifier"):
+            qualifier = params.get("Qualifier")
+            return f"invoke function {target}" + (f" (qualifier {qualifier})" if qualifier else "")
+        kind = params.get("InvocationType") or "RequestResponse"
+        return None if kind == "RequestResponse" else f"invoke {target} as {kind}"
 
     return check
 
