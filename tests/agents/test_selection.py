@@ -28,7 +28,7 @@ def test_all_on_bedrock(tmp_path: Path) -> None:
     env = {"OPX_AGENT_BACKEND": "bedrock", **_refs(*ALL_AGENTS)}
     backend = make_backend(load_settings(env, tmp_path))
     assert isinstance(backend, BedrockBackend)
-    assert {backend.version_of(a) for a in ALL_AGENTS} == {"bedrock/1.0.0"}
+    assert {backend.version_of(a) for a in ALL_AGENTS} == {"bedrock/1.1.0"}
     assert backend.model_of("knowledge-rag").startswith("bedrock-agent/AGENT")
 
 
@@ -41,7 +41,7 @@ def test_a_mix_routes_each_agent_to_its_backend(tmp_path: Path) -> None:
     for agent in set(ALL_AGENTS) - {"knowledge-rag"}:
         assert isinstance(backend.backend_of(agent), LocalBackend)
         assert backend.model_of(agent) == "local-analyst"
-    assert backend.version_of("knowledge-rag") == "bedrock/1.0.0"
+    assert backend.version_of("knowledge-rag") == "bedrock/1.1.0"
 
 
 def test_an_agent_on_bedrock_without_its_agent_id_is_a_config_error(tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ def test_attempt_is_priced_per_thousand_tokens() -> None:
     [attempt] = result.per_agent["agent-a"].attempts
     assert attempt.usd == pytest.approx(0.003 + 0.0075)
     assert result.total_usd == pytest.approx(0.0105)
-    assert result.pricing_version == "2026-11-26"
+    assert result.pricing_version == "2026-11-26.2"
     assert result.per_agent["agent-a"].models == [SONNET]
     assert not result.cost_unknown
 

@@ -28,6 +28,8 @@ EXPECTED_PRICES = {
     "anthropic.claude-opus-4-1-20250805-v1:0": (0.015, 0.075),
     "anthropic.claude-sonnet-4-5-20250929-v1:0": (0.003, 0.015),
     "anthropic.claude-haiku-4-5-20251001-v1:0": (0.001, 0.005),
+    # Opus 4.5 is priced a third of Opus 4 / 4.1: 5 and 25 USD per million tokens.
+    "anthropic.claude-opus-4-5-20251101-v1:0": (0.005, 0.025),
     "amazon.nova-pro-v1:0": (0.0008, 0.0032),
     "amazon.nova-lite-v1:0": (0.00006, 0.00024),
 }
@@ -37,7 +39,7 @@ bedrock_ids = st.sampled_from(sorted(m for m in EXPECTED_PRICES if "." in m))
 
 
 def test_packaged_table_has_version_currency_and_every_listed_model() -> None:
-    assert PACKAGED.version == "2026-11-26"
+    assert PACKAGED.version == "2026-11-26.2"
     assert PACKAGED.currency == "USD"
     prices = {m: (p.input_per_1k, p.output_per_1k) for m, p in PACKAGED.models.items()}
     assert prices == EXPECTED_PRICES
@@ -92,6 +94,7 @@ def test_unknown_models_have_no_price(model: str | None) -> None:
         ("eu", "anthropic.claude-haiku-4-5-20251001-v1:0"),
         ("apac", "anthropic.claude-sonnet-4-20250514-v1:0"),
         ("global", "anthropic.claude-opus-4-1-20250805-v1:0"),
+        ("global", "anthropic.claude-opus-4-5-20251101-v1:0"),
     ],
 )
 def test_inference_profiles_of_current_claude_models_are_priced(region: str, base: str) -> None:

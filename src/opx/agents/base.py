@@ -20,6 +20,9 @@ class AgentContext:
     prior: dict[str, Hypothesis] = field(default_factory=dict)
     # Which execution asks: a remote backend derives its deterministic session ids from it.
     execution_id: str = ""
+    # Which run of that execution (a forced re-run or a retried delivery starts the next one), so
+    # a new run never continues an earlier run's remote conversation.
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ def _agent_node(agent_id: str, deps: GraphDeps) -> Node:
             tools=deps.tools,
             prior=prior if agent_id in (KNOWLEDGE, RESPONSE) else {},
             execution_id=str(state.get("execution_id") or ""),
+            attempt=int(state.get("attempt") or 1),
         )
         outcome = await run_agent(
             agent_id,

@@ -53,10 +53,12 @@ def ctx() -> AgentContext:
 
 @pytest.fixture
 def make_backend(fake: FakeAgent) -> BackendFactory:
-    def build(analysts: Mapping[str, Analyst] | None = None) -> BedrockBackend:
+    def build(
+        analysts: Mapping[str, Analyst] | None = None, read_timeout_s: float = 5.0
+    ) -> BedrockBackend:
         local: ReasoningBackend = LocalBackend(analysts or local_analysts())
         return BedrockBackend(
-            REFS, local, client_factory=lambda: make_client(5.0, endpoint_url=fake.url)
+            REFS, local, client_factory=lambda: make_client(read_timeout_s, endpoint_url=fake.url)
         )
 
     return build

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,13 +44,23 @@ class Request:
         return str(self.body.get("inputText", ""))
 
 
+# How long a stalled reply holds its connection open at most (a test's reset frees it sooner).
+STALL_S = 10.0
+STALL, CLOSE, RESET = "stall", "close", "reset"
+
+
 @dataclass
 class Reply:
-    """One scripted answer: an HTTP error, or a stream of frames."""
+    """One scripted answer: an HTTP error, or a stream of frames.
+
+    With an ``ending``, the frames go out one HTTP chunk each (as Bedrock streams them), and then
+    the stream stalls (no more bytes, connection open), closes without its last chunk, or is
+    reset (TCP RST)."""
 
     status: int = 200
     error_type: str = ""  # raised error (status >= 400)
     frames: list[bytes] = field(default_factory=list)
+    ending: str = ""
 
 
 def data_block(text: str) -> dict[str, Any]:
@@ -134,6 +146,7 @@ class FakeAgent:
         self.script: list[Reply | Behaviour] = []
         self.behaviour: Behaviour = default_behaviour
         self._lock = threading.Lock()
+        self.released = threading.Event()  # set to end the stalls of a finished test
         self.url = ""
 
     def first_text(self, session_id: str) -> str:
@@ -153,6 +166,8 @@ class FakeAgent:
             self.requests.clear()
             self.script.clear()
             self.behaviour = default_behaviour
+            self.released.set()
+            self.released = threading.Event()
 
 
 def _handler(fake: FakeAgent) -> type[BaseHTTPRequestHandler]:
@@ -172,6 +187,9 @@ def _handler(fake: FakeAgent) -> type[BaseHTTPRequestHandler]:
                 payload = json.dumps({"message": f"scripted {reply.error_type}"}).encode()
                 self._send(reply.status, payload, "application/json", reply.error_type)
                 return
+            if reply.ending:
+                self._broken(reply, request.session_id, fake.released)
+                return
             self._send(200, b"".join(reply.frames), "application/vnd.amazon.eventstream", "",
                        session=request.session_id)
 
@@ -187,6 +205,26 @@ def _handler(fake: FakeAgent) -> type[BaseHTTPRequestHandler]:
                 self.send_header("x-amzn-bedrock-agent-content-type", "application/json")
             self.end_headers()
             self.wfile.write(payload)
+
+        def _broken(self, reply: Reply, session: str, released: threading.Event) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("x-amz-bedrock-agent-session-id", session)
+            self.send_header("x-amzn-bedrock-agent-content-type", "application/json")
+            self.end_headers()
+            for frame in reply.frames:
+                self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
+            self.wfile.flush()
+            if reply.ending == STALL:
+                released.wait(STALL_S)
+            elif reply.ending == RESET:
+                # Linger 0: closing sends a TCP reset instead of an orderly end.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            self.close_connection = True
+            self.connection.close()
 
         def log_message(self, format: str, *args: Any) -> None:
             return

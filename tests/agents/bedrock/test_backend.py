@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -67,12 +68,12 @@ def test_normal_answer_counts_usage_from_every_trace_step(
     assert out.hypothesis.root_cause is not None
     assert out.hypothesis.root_cause.service == "checkout-handler_AWS::Lambda::Function"
     assert out.hypothesis.error is None
-    assert out.hypothesis.agent_version == "bedrock/1.0.0"
+    assert out.hypothesis.agent_version == "bedrock/1.1.0"
     assert (out.input_tokens, out.output_tokens) == (PRE[0] + ORCH[0], PRE[1] + ORCH[1])
     assert out.model == MODEL
     (request,) = fake.requests
     assert (request.agent_id, request.alias_id) == (REFS[SIGNAL].agent_id, REFS[SIGNAL].alias_id)
-    assert request.session_id == session_id(EXECUTION, SIGNAL, 1)
+    assert request.session_id == session_id(EXECUTION, SIGNAL, 1, run=1)
     assert request.body["enableTrace"] is True
     attributes = request.body["sessionState"]["sessionAttributes"]
     assert attributes["incident_window_start"] == ctx.incident.window_start.isoformat()
@@ -134,7 +135,7 @@ def test_throttling_then_success_is_retried_by_the_runner(
     assert first.error.retryable
     assert (second.input_tokens, second.output_tokens, second.model) == (1350, 320, MODEL)
     sessions = [r.session_id for r in fake.requests]
-    assert sessions == [session_id(EXECUTION, SIGNAL, 1), session_id(EXECUTION, SIGNAL, 2)]
+    assert sessions == [session_id(EXECUTION, SIGNAL, a, run=1) for a in (1, 2)]
 
 
 def test_throttling_until_give_up_is_a_failure(
@@ -236,7 +237,8 @@ def test_citing_a_record_that_does_not_exist_is_flagged_and_lowered(
     check = h.findings["citation_check"]
     assert check["unknown_record_ids"] == ["log-999999"]
     stated = check["confidence_as_stated"]
-    share = check["verified"] / check["cited"]
+    assert (check["items"] - check["verified"]) == 1
+    share = check["verified"] / check["items"]
     assert h.confidence == pytest.approx(stated * PENALTY * share, abs=1e-4)
     assert 0 < h.confidence < stated / 2
 
@@ -269,6 +271,8 @@ def test_raised_errors_before_the_stream_are_not_spent_calls(
     with pytest.raises(OpxError) as caught:
         invoke(make_backend(), ctx)
     assert caught.value.code is ErrorCode.ACCESS_DENIED and not caught.value.retryable
+    # Refused before any model ran: no usage to carry, so not a spent attempt.
+    assert not isinstance(caught.value, SpentAttemptError)
 
 
 @pytest.mark.parametrize(
@@ -297,3 +301,14 @@ def test_the_model_from_the_trace_prices_the_attempt_or_flags_it_unknown(
     assert (attempt.usd == 0.0) is unknown
     if unknown:
         assert report.unknown_models == [model]
+
+
+def test_a_new_run_of_the_execution_starts_fresh_sessions(
+    fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext
+) -> None:
+    backend = make_backend()
+    invoke(backend, ctx)
+    invoke(backend, replace(ctx, attempt=2))
+    first, second = (r.session_id for r in fake.requests)
+    assert first == session_id(EXECUTION, SIGNAL, 1, run=1)
+    assert second == session_id(EXECUTION, SIGNAL, 1, run=2) != first

@@ -64,7 +64,7 @@ def test_analyze_on_bedrock_reports_real_tokens_and_their_price(
     )
     assert cost["total_usd"] == pytest.approx(expected, abs=1e-8) and cost["total_usd"] > 0
     for agent, hypothesis in result["hypotheses"].items():
-        assert hypothesis["agent_version"] == "bedrock/1.0.0", agent
+        assert hypothesis["agent_version"] == "bedrock/1.1.0", agent
         assert hypothesis["error"] is None, (agent, hypothesis["error"])
 
 
@@ -83,3 +83,17 @@ def test_replay_reproduces_the_figures_with_zero_calls(
     shown = opx("executions", "show", result["execution_id"], "--json", data_dir=data_dir)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["cost"] == result["cost"]
+
+
+def test_a_forced_run_does_not_continue_the_earlier_conversations(
+    fake: FakeAgent, analysed: tuple[Path, dict[str, Any]]
+) -> None:
+    data_dir, result = analysed
+    earlier = {r.session_id for r in fake.requests}
+    done = opx("analyze", str(EXAMPLE / "event.json"), "--force", "--json", data_dir=data_dir,
+               env=bedrock_env(fake))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["execution_id"] == result["execution_id"]
+    later = {r.session_id for r in fake.requests} - earlier
+    assert len(later) == len(ALL_AGENTS)
+    assert all("-r2-" in session for session in later)

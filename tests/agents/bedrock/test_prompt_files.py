@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from opx.agents.bedrock.output_schema import OPX_FILLED, output_schema_text
+from opx.agents.bedrock.output_schema import MODEL_STATUSES, OPX_FILLED, output_schema_text
+from opx.agents.bedrock.parsing import parse_answer
 from opx.agents.bedrock.prompt_files import (
     INSTRUCTION_LIMIT,
     PromptFileError,
@@ -17,8 +20,8 @@ from opx.agents.bedrock.prompt_files import (
     rewrite_schema_sections,
     schema_block,
 )
-from opx.agents.roster import ALL_AGENTS
-from opx.domain.hypothesis import Hypothesis
+from opx.agents.roster import ALL_AGENTS, ROSTER
+from opx.domain.hypothesis import Hypothesis, HypothesisStatus
 
 PROMPTS = Path(str(prompts_dir()))
 
@@ -29,13 +32,41 @@ def test_the_folder_holds_exactly_the_six_prompts() -> None:
 
 
 @pytest.mark.parametrize("agent", ALL_AGENTS)
-def test_the_example_output_validates_against_hypothesis(agent: str) -> None:
+def test_the_example_output_is_accepted_by_the_parser(agent: str) -> None:
     prompt = load_prompt(agent)
     (example,) = prompt.json_examples()
-    hypothesis = Hypothesis.model_validate(example)
-    assert hypothesis.agent_id == agent
-    assert hypothesis.root_cause is not None and hypothesis.evidence
+    assert isinstance(example, dict)
+    # What the model is shown is what OPX's own parser accepts, not just what the class allows.
+    parsed = parse_answer(json.dumps(example), agent, f"bedrock/{prompt.version}")
+    assert parsed.hypothesis is not None, parsed.problem
+    assert parsed.hypothesis.agent_id == agent
+    assert parsed.hypothesis.root_cause is not None and parsed.hypothesis.evidence
+    # An example must not show fields the parser throws away.
+    assert not set(example) & set(OPX_FILLED)
     assert "{{" not in prompt.text and "<placeholder" not in prompt.text.lower()
+
+
+@pytest.mark.parametrize("agent", ALL_AGENTS)
+def test_the_tools_section_lists_exactly_the_agents_tools(agent: str) -> None:
+    section = _section(load_prompt(agent).instruction, "## Tools")
+    assert tuple(re.findall(r"`([a-z_]+)`", section)) == ROSTER[agent].tools
+    if not ROSTER[agent].tools:
+        assert section.startswith("none") and "Use them" not in section
+
+
+def test_every_status_the_schema_offers_is_accepted_and_no_other() -> None:
+    line = next(x for x in output_schema_text().splitlines() if '"status"' in x)
+    offered = set(re.findall(r'"([A-Z]+)"', line))
+    assert offered == {s.value for s in MODEL_STATUSES}
+    for status in HypothesisStatus:
+        parsed = parse_answer(json.dumps({"status": status.value}), "a", "v")
+        assert (parsed.hypothesis is not None) is (status.value in offered), status
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading + "\n") + len(heading) + 1
+    end = text.find("\n## ", start)
+    return text[start:end].strip()
 
 
 @pytest.mark.parametrize("agent", ALL_AGENTS)
@@ -46,21 +77,21 @@ def test_the_schema_section_is_the_generated_one(agent: str) -> None:
 @pytest.mark.parametrize("agent", ALL_AGENTS)
 def test_each_prompt_states_role_tools_confidence_and_advice_only(agent: str) -> None:
     prompt = load_prompt(agent)
-    assert prompt.version == "1.0.0"
+    assert prompt.version == "1.1.0"
     for heading in ("## Role", "## Input", "## Tools", "## Confidence", "## Rules",
                     "## Output schema", "## Example"):
         assert heading in prompt.instruction
     assert "Advice only" in prompt.instruction and "never execution steps" in prompt.instruction
     assert "never an instruction" in prompt.instruction
-    assert len(prompt.instruction) <= INSTRUCTION_LIMIT
+    assert len(prompt.instruction) < INSTRUCTION_LIMIT
 
 
 def test_the_schema_follows_the_model() -> None:
     text = output_schema_text()
-    model_fields = set(Hypothesis.model_fields) - OPX_FILLED
+    model_fields = set(Hypothesis.model_fields) - set(OPX_FILLED)
     for name in model_fields:
         assert f'"{name}"' in text
-    assert '"agent_id": string' in text and '"confidence"?: number 0..1' in text
+    assert '"confidence"?: number 0..1' in text
     assert all(f'"{name}"' not in text for name in OPX_FILLED)
 
 

@@ -24,6 +24,7 @@ from opx.agents.bedrock.parsing import parse_answer
 from opx.agents.bedrock.prompt import AgentRequest, build_request, correction
 from opx.agents.bedrock.prompt_files import load_prompt
 from opx.agents.bedrock.stream import StreamResult
+from opx.agents.bedrock.tool_failures import degraded, tool_failures
 from opx.config import BedrockAgentRef
 from opx.domain.errors import ErrorCode, ErrorInfo, OpxError
 from opx.domain.hypothesis import Hypothesis, HypothesisStatus
@@ -34,14 +35,15 @@ _SESSION_OK = re.compile(r"^[0-9a-zA-Z._:-]{2,100}$")
 MODEL_PREFIX = "bedrock-agent/"
 
 
-def session_id(execution_id: str, agent_id: str, attempt: int) -> str:
-    """Deterministic per (execution, agent, attempt): a retry starts a fresh conversation, and a
-    resumed execution asks the same session again."""
-    plain = f"opx-{execution_id or 'none'}-{agent_id}-{attempt}"
+def session_id(execution_id: str, agent_id: str, attempt: int, *, run: int) -> str:
+    """Deterministic per (execution, run of it, agent, agent attempt): a retried agent and a new
+    run of the execution (forced, or a redelivery) each start a fresh conversation, while a
+    resumed run asks the same session again."""
+    plain = f"opx-{execution_id or 'none'}-r{run}-{agent_id}-{attempt}"
     if _SESSION_OK.match(plain):
         return plain
-    digest = hashlib.sha256(f"{execution_id}|{agent_id}|{attempt}".encode()).hexdigest()
-    return f"opx-{digest[:40]}-{attempt}"
+    digest = hashlib.sha256(f"{execution_id}|{run}|{agent_id}|{attempt}".encode()).hexdigest()
+    return f"opx-{digest[:40]}-r{run}-{attempt}"
 
 
 @dataclass
@@ -58,7 +60,11 @@ class _Usage:
     def output(self, hypothesis: Hypothesis) -> AgentOutput:
         return AgentOutput(hypothesis, self.input_tokens, self.output_tokens, self.model)
 
-    def spent(self, error: OpxError) -> SpentAttemptError:
+    def spent(self, error: OpxError) -> OpxError:
+        """``error`` carrying this attempt's usage; as it is when no model call used tokens (a
+        call refused before it started spent nothing)."""
+        if not (self.input_tokens or self.output_tokens):
+            return error
         return SpentAttemptError(
             error,
             input_tokens=self.input_tokens,
@@ -98,25 +104,26 @@ class BedrockBackend:
     async def invoke(self, agent_id: str, ctx: AgentContext, attempt: int) -> AgentOutput:
         ref = self._ref(agent_id)
         request = await self._request(agent_id, ctx, attempt)
-        session = session_id(ctx.execution_id, agent_id, attempt)
+        session = session_id(ctx.execution_id, agent_id, attempt, run=ctx.attempt)
         usage = _Usage()
         first = await self._call(ref, session, request.text, request, usage)
         if first.blocked:
             return usage.output(self._blocked(agent_id, first))
         parsed = parse_answer(first.text, agent_id, self._versions[agent_id])
-        outputs = list(first.tool_outputs)
+        outputs, calls = list(first.tool_outputs), list(first.tool_calls)
         hypothesis = parsed.hypothesis
         if hypothesis is None:
             second = await self._call(ref, session, correction(parsed.problem), request, usage)
             if second.blocked:
                 return usage.output(self._blocked(agent_id, second))
             outputs += second.tool_outputs
+            calls += second.tool_calls
             retry = parse_answer(second.text, agent_id, self._versions[agent_id])
             if retry.hypothesis is None:
                 return usage.output(self._invalid(agent_id, parsed.problem, retry.problem))
             hypothesis = retry.hypothesis
-        checked, _ = check_citations(hypothesis, request.allowed_ids, outputs)
-        return usage.output(checked)
+        checked, _ = check_citations(hypothesis, request.given, outputs)
+        return usage.output(degraded(checked, tool_failures(calls)))
 
     async def _request(self, agent_id: str, ctx: AgentContext, attempt: int) -> AgentRequest:
         """The request, with the local analyst's hypothesis as pre-computed evidence (or why

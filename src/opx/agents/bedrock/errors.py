@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from botocore.eventstream import ParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -17,6 +18,8 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
 from opx.domain.errors import ErrorCode, OpxError
 
@@ -74,3 +77,19 @@ def from_botocore(exc: BotoCoreError) -> OpxError:
     if isinstance(exc, NoCredentialsError):
         return OpxError(ErrorCode.ACCESS_DENIED, "no AWS credentials for Bedrock", retryable=False)
     return OpxError(ErrorCode.UNKNOWN_ERROR, f"Bedrock call failed: {exc}", retryable=False)
+
+
+# What can break a response stream after InvokeAgent returned: the socket read timing out, the
+# connection dropping or being reset, or bytes that do not frame as event-stream messages.
+STREAM_BREAKS = (Urllib3Error, ParserError, OSError)
+
+
+def from_stream_break(exc: BaseException) -> OpxError:
+    """A stream that stalled or broke mid-way. Both are transient on Bedrock's side (a stuck
+    model call, a dropped connection), so the next attempt, in a fresh session, may succeed."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, Urllib3ReadTimeout | TimeoutError):
+        return OpxError(ErrorCode.TIMEOUT, f"Bedrock stream stalled: {detail}", retryable=True)
+    return OpxError(
+        ErrorCode.DATA_SOURCE_UNAVAILABLE, f"Bedrock stream broke: {detail}", retryable=True
+    )

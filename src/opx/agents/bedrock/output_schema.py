@@ -2,8 +2,11 @@
 
 The JSON Schema pydantic derives is too long for a Bedrock agent instruction (4,000 characters in
 all), so it is rendered in a compact notation: one line per top-level field, ``?`` after an
-optional field, ``A|B`` for enums, ``[X]`` for lists, ``lo..hi`` for number bounds. Fields OPX
-fills in itself (attempts, cost, error) are left out: a model never writes them.
+optional field, ``A|B`` for enums, ``[X]`` for lists, ``lo..hi`` for number bounds.
+
+This module is the one statement of what a model may write: fields OPX fills in itself are left
+out (the parser drops them from an answer), and ``status`` offers only the statuses the parser
+accepts from a model.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from opx.domain.hypothesis import Hypothesis
+from opx.domain.hypothesis import Hypothesis, HypothesisStatus
 
-# Filled in by OPX after the model answered; a model's values would be overwritten anyway.
-OPX_FILLED = frozenset({"agent_version", "attempts", "cost", "error", "disclaimer"})
+# Filled in by OPX, never by a model: which agent and prompt version answered, the attempts and
+# their cost, errors, and the disclaimer every hypothesis carries.
+OPX_FILLED = ("agent_id", "agent_version", "attempts", "cost", "error", "disclaimer")
+# A model states an opinion or a partial one; the other statuses are OPX's to give.
+MODEL_STATUSES = (HypothesisStatus.SUCCESS, HypothesisStatus.PARTIAL)
+# Fields whose shape for a model is narrower than the model class allows.
+_NARROWED = {"status": "|".join(json.dumps(s.value) for s in MODEL_STATUSES)}
 
 Schema = Mapping[str, Any]
 
@@ -30,7 +38,8 @@ def output_schema_text() -> str:
         if name in OPX_FILLED:
             continue
         mark = "" if name in required else "?"
-        lines.append(f'  "{name}"{mark}: {_shape(prop, defs)},')
+        shape = _NARROWED.get(name) or _shape(prop, defs)
+        lines.append(f'  "{name}"{mark}: {shape},')
     lines[-1] = lines[-1].rstrip(",")
     lines.append("}")
     return "\n".join(lines)

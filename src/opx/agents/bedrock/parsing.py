@@ -11,12 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opx.domain.hypothesis import Hypothesis, HypothesisStatus
+from opx.agents.bedrock.output_schema import MODEL_STATUSES, OPX_FILLED
+from opx.domain.hypothesis import Hypothesis
 
-# A model may not set these: OPX records attempts, prices usage and reports errors itself.
-OPX_ONLY = ("attempts", "cost", "error")
-# A model states an opinion or a partial one; the other statuses are OPX's to give.
-MODEL_STATUSES = (HypothesisStatus.SUCCESS, HypothesisStatus.PARTIAL)
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)```", re.DOTALL)
 _MAX_PROBLEMS = 5
 
@@ -34,8 +31,9 @@ def parse_answer(text: str, agent_id: str, agent_version: str) -> Parsed:
     candidate = extract_object(text)
     if candidate is None:
         return Parsed(None, "no JSON object found in the answer")
-    data = {k: v for k, v in candidate.items() if k not in OPX_ONLY}
-    # OPX knows which agent answered; a model's own idea of its id is not trusted.
+    # Whatever a model wrote into the fields OPX fills is dropped: OPX knows which agent and
+    # prompt answered, records attempts and cost, and reports errors itself.
+    data = {k: v for k, v in candidate.items() if k not in OPX_FILLED}
     data.update(agent_id=agent_id, agent_version=agent_version)
     try:
         hypothesis = Hypothesis.model_validate(data)

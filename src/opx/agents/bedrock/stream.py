@@ -5,11 +5,13 @@ Token usage is not in the response members; it is in the ``trace`` events, at
 ``<step>Trace.modelInvocationOutput.metadata.usage`` for each model call of the pre-processing,
 orchestration, post-processing and routing steps. The model id is in the matching
 ``modelInvocationInput.foundationModel``. Only those usages are counted: guardrail and tool
-metadata carry no model tokens of the agent.
+metadata carry no model tokens of the agent. Each action-group result is kept with the name of
+the tool that produced it (from the ``invocationInput`` of the same trace id).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opx.agents.bedrock import errors
+from opx.agents.bedrock.tool_failures import ToolCall
 from opx.domain.errors import OpxError
 
 MODEL_STEPS = ("preProcessingTrace", "orchestrationTrace", "postProcessingTrace",
@@ -36,7 +39,8 @@ class StreamResult:
     output_tokens: int = 0
     model: str | None = None
     guardrail: list[str] = field(default_factory=list)  # why it intervened; empty: it did not
-    tool_outputs: list[str] = field(default_factory=list)
+    tool_outputs: list[str] = field(default_factory=list)  # every result text, for citations
+    tool_calls: list[ToolCall] = field(default_factory=list)  # action-group results, by tool
     failures: list[str] = field(default_factory=list)  # failureTrace reasons
     return_control: bool = False
     error: OpxError | None = None
@@ -53,24 +57,35 @@ def read_stream(events: Iterable[Event]) -> StreamResult:
     the reading and is kept in ``error``, together with the usage seen so far."""
     result = StreamResult()
     body = bytearray()
-    models: dict[str, str] = {}  # traceId → model, to price each usage with its own model
+    seen = _Seen()
     try:
         for event in events:
-            _consume(event, result, body, models)
+            _consume(event, result, body, seen)
     except ClientError as exc:
         result.error = errors.from_client_error(exc)
     except BotoCoreError as exc:
         result.error = errors.from_botocore(exc)
+    except errors.STREAM_BREAKS as exc:
+        result.error = errors.from_stream_break(exc)
     # Chunks may split a multi-byte character: decode once, at the end.
     result.text = body.decode("utf-8", errors="replace")
     return result
 
 
-def _consume(event: Event, result: StreamResult, body: bytearray, models: dict[str, str]) -> None:
+@dataclass
+class _Seen:
+    """What earlier trace events named, by trace id: the model of a model call (to price each
+    usage with its own model) and the tool of an action-group call."""
+
+    models: dict[str, str] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+
+
+def _consume(event: Event, result: StreamResult, body: bytearray, seen: _Seen) -> None:
     if "chunk" in event:
         body.extend(_bytes(event["chunk"].get("bytes")))
     elif "trace" in event:
-        _trace(event["trace"].get("trace") or {}, result, models)
+        _trace(event["trace"].get("trace") or {}, result, seen)
     elif "returnControl" in event:
         result.return_control = True
 
@@ -81,11 +96,12 @@ def _bytes(value: object) -> bytes:
     return str(value or "").encode("utf-8")
 
 
-def _trace(trace: Event, result: StreamResult, models: dict[str, str]) -> None:
+def _trace(trace: Event, result: StreamResult, seen: _Seen) -> None:
     for step in MODEL_STEPS:
         if step in trace:
-            _model_step(trace[step], result, models)
-            _observation(trace[step].get("observation"), result)
+            _model_step(trace[step], result, seen.models)
+            _invocation(trace[step].get("invocationInput"), seen.tools)
+            _observation(trace[step].get("observation"), result, seen.tools)
     guardrail = trace.get("guardrailTrace")
     if guardrail and guardrail.get("action") == GUARDRAIL_INTERVENED:
         result.guardrail.extend(_guardrail_reasons(guardrail) or ["guardrail intervened"])
@@ -110,15 +126,29 @@ def _model_step(step: Event, result: StreamResult, models: dict[str, str]) -> No
         result.model = own
 
 
-def _observation(observation: Event | None, result: StreamResult) -> None:
+def _invocation(invocation: Event | None, tools: dict[str, str]) -> None:
+    action = (invocation or {}).get("actionGroupInvocationInput")
+    if action:
+        name = action.get("function") or str(action.get("apiPath") or "").lstrip("/")
+        tools[str((invocation or {}).get("traceId", ""))] = str(name or "unnamed tool")
+
+
+def _observation(observation: Event | None, result: StreamResult, tools: dict[str, str]) -> None:
     if not observation:
         return
-    action = observation.get("actionGroupInvocationOutput") or {}
-    if action.get("text"):
-        result.tool_outputs.append(str(action["text"]))
+    action = observation.get("actionGroupInvocationOutput")
+    if action is not None:
+        text = str(action.get("text") or "")
+        # The call and its result share a trace id; without one, the result is the latest call's.
+        latest = next(reversed(tools.values()), "unnamed tool")
+        tool = tools.get(str(observation.get("traceId", "")), latest)
+        result.tool_calls.append(ToolCall(tool, text))
+        if text:
+            result.tool_outputs.append(text)
     lookup = observation.get("knowledgeBaseLookupOutput") or {}
     for reference in lookup.get("retrievedReferences") or ():
-        result.tool_outputs.append(repr(reference))
+        # As JSON, so the citation check reads its ids as whole values.
+        result.tool_outputs.append(json.dumps(reference, default=str))
 
 
 def _guardrail_reasons(guardrail: Event) -> list[str]:
