@@ -149,17 +149,27 @@ def analyze(
     if not isinstance(parsed, Accepted):
         _show(skipped(parsed), as_json)
         return
-    bundle_dir = bundle or event.parent / "bundle"
-    if not bundle_dir.is_dir():
-        _fail(EXIT_REJECTED, f"telemetry bundle not found: {bundle_dir} (use --bundle DIR)")
-    tools = _guarded(lambda: open_tools(settings, bundle_dir))
-    source = str(bundle_dir.resolve())
+    source: str | None = None
+    if settings.telemetry_backend == "bundle":
+        bundle_dir = bundle or event.parent / "bundle"
+        if not bundle_dir.is_dir():
+            _fail(EXIT_REJECTED, f"telemetry bundle not found: {bundle_dir} (use --bundle DIR)")
+        source = str(bundle_dir.resolve())
+    # The AWS and Lambda sources read the account live, scoped to the incident's service and window.
+    tools = _guarded(
+        lambda: open_tools(
+            settings,
+            None if source is None else Path(source),
+            incident=parsed.incident,
+            env=os.environ,
+        )
+    )
     execution = _guarded(lambda: asyncio.run(_run(settings, tools, parsed, force, source)))
     _show(execution, as_json)
 
 
 async def _run(
-    settings: Settings, tools: Any, accepted: Accepted, force: bool, bundle: str
+    settings: Settings, tools: Any, accepted: Accepted, force: bool, bundle: str | None
 ) -> Execution:
     async with open_runtime(settings, tools) as runtime:
         with err.status("Analysing…", spinner="dots") as status:
