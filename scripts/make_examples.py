@@ -183,8 +183,10 @@ TOKENS: dict[str, Callable[[random.Random, str | None], str]] = {
 
 def lambda_report(median_ms: int, memory_mb: int, used_mb: str) -> str:
     """The template of a Lambda REPORT line."""
-    return (f"REPORT RequestId: {{rid}}\t{{report:{median_ms}}}\tMemory Size: {memory_mb} MB\t"
-            f"Max Memory Used: {{int:{used_mb}}} MB")
+    return (
+        f"REPORT RequestId: {{rid}}\t{{report:{median_ms}}}\tMemory Size: {memory_mb} MB\t"
+        f"Max Memory Used: {{int:{used_mb}}} MB"
+    )
 
 
 def fill(template: str, rng: random.Random, values: dict[str, str] | None = None) -> str:
@@ -373,14 +375,18 @@ def _service_series(scenario: Scenario, svc: Svc, grid: Grid, rng: random.Random
         "avg": Series(svc.name, "latency", "Average", "Milliseconds", 2),
         "requests": Series(svc.name, "requests", "Sum", "Count", 0),
         "failure": Series(
-            svc.name, failure, "Sum" if failure == "errors" else "Average",
-            "Count" if failure == "errors" else "Percent", 0 if failure == "errors" else 3,
+            svc.name,
+            failure,
+            "Sum" if failure == "errors" else "Average",
+            "Count" if failure == "errors" else "Percent",
+            0 if failure == "errors" else 3,
         ),
     }
     if svc.cpu is not None:
         columns["cpu"] = Series(svc.name, "cpu", "Average", "Percent", 1)
     drift, wobble, cpu_noise = (
-        ar1(rng, len(grid), 0.97, 0.01), ar1(rng, len(grid), 0.6, 0.045),
+        ar1(rng, len(grid), 0.97, 0.01),
+        ar1(rng, len(grid), 0.6, 0.045),
         ar1(rng, len(grid), 0.85, 0.035),
     )
     for i, moment in enumerate(grid):
@@ -469,8 +475,14 @@ class _TraceBuilder:
             status = 500
         if not (fault or error) and not call.service.endswith("_Database::SQL"):
             status = 200
-        record.update(service=call.service, operation=call.operation, start=iso_ms(start),
-                      duration_ms=round(duration, 1), error=error, fault=fault)
+        record.update(
+            service=call.service,
+            operation=call.operation,
+            start=iso_ms(start),
+            duration_ms=round(duration, 1),
+            error=error,
+            fault=fault,
+        )
         if status is not None:
             record["status_code"] = status
         self._span_log(call, record, start + timedelta(milliseconds=duration))
@@ -488,21 +500,28 @@ class _TraceBuilder:
         if not span["fault"] or template is None:
             return
         values = {"dur": f"{span['duration_ms']:.0f}", "status": str(span.get("status_code", ""))}
-        self.logs.append({
-            "timestamp": iso_ms(end), "service": call.service, "level": "ERROR",
-            "message": fill(template, self.rng, values),
-            "trace_id": self.trace_id, "span_id": span["span_id"],
-        })
+        self.logs.append(
+            {
+                "timestamp": iso_ms(end),
+                "service": call.service,
+                "level": "ERROR",
+                "message": fill(template, self.rng, values),
+                "trace_id": self.trace_id,
+                "span_id": span["span_id"],
+            }
+        )
 
     def access_log(self, root: JsonDict) -> JsonDict:
         end = at(root["start"]) + timedelta(milliseconds=root["duration_ms"])
         status = root.get("status_code", 200)
         return {
-            "timestamp": iso_ms(end), "service": root["service"],
+            "timestamp": iso_ms(end),
+            "service": root["service"],
             "level": "ERROR" if status >= 500 else "INFO",
             "message": f"{root['operation']} {status} {root['duration_ms']:.0f}ms "
-                       f"request_id={uuid4(self.rng)}",
-            "trace_id": self.trace_id, "span_id": root["span_id"],
+            f"request_id={uuid4(self.rng)}",
+            "trace_id": self.trace_id,
+            "span_id": root["span_id"],
         }
 
 
@@ -546,8 +565,14 @@ def make_logs(scenario: Scenario, trace_logs: list[JsonDict]) -> list[JsonDict]:
                 lines.append(_line(moment, rng, source.service, source.level, message))
     for one in scenario.one_off_logs:
         when = scenario.window_start + timedelta(minutes=one.minute)
-        lines.append({"timestamp": iso_ms(when), "service": one.service, "level": one.level,
-                      "message": one.message})
+        lines.append(
+            {
+                "timestamp": iso_ms(when),
+                "service": one.service,
+                "level": one.level,
+                "message": one.message,
+            }
+        )
     return sorted(lines, key=lambda e: (e["timestamp"], e["service"], e["message"]))
 
 
@@ -560,18 +585,33 @@ def _line(moment: datetime, rng: random.Random, service: str, level: str, text: 
 
 
 def change(
-    rng: random.Random, when: str, kind: str, source: str, name: str, resource: str,
-    service: str | None, actor: str, description: str,
+    rng: random.Random,
+    when: str,
+    kind: str,
+    source: str,
+    name: str,
+    resource: str,
+    service: str | None,
+    actor: str,
+    description: str,
 ) -> JsonDict:
     return {
-        "change_id": uuid4(rng), "timestamp": when, "kind": kind, "event_source": source,
-        "event_name": name, "resource": resource, "service": service, "actor": actor,
+        "change_id": uuid4(rng),
+        "timestamp": when,
+        "kind": kind,
+        "event_source": source,
+        "event_name": name,
+        "resource": resource,
+        "service": service,
+        "actor": actor,
         "description": description,
     }
 
 
 def past_incident(
-    head: tuple[str, str, str, str, str], symptoms: list[str], cause: JsonDict,
+    head: tuple[str, str, str, str, str],
+    symptoms: list[str],
+    cause: JsonDict,
     fix: tuple[str, str, list[str], int],
 ) -> JsonDict:
     """``head`` is (id, service, severity, opened_at, title); ``fix`` is (type, summary,
@@ -579,10 +619,19 @@ def past_incident(
     incident_id, service, severity, opened_at, title = head
     kind, summary, actions, minutes = fix
     return {
-        "incident_id": incident_id, "service": service, "severity": severity,
-        "opened_at": opened_at, "title": title, "symptoms": symptoms, "root_cause": cause,
-        "resolution": {"type": kind, "summary": summary, "actions": actions,
-                       "time_to_resolve_minutes": minutes},
+        "incident_id": incident_id,
+        "service": service,
+        "severity": severity,
+        "opened_at": opened_at,
+        "title": title,
+        "symptoms": symptoms,
+        "root_cause": cause,
+        "resolution": {
+            "type": kind,
+            "summary": summary,
+            "actions": actions,
+            "time_to_resolve_minutes": minutes,
+        },
     }
 
 
@@ -599,19 +648,29 @@ def doc(doc_id: str, kind: str, services: Sequence[str], updated: str, body: str
 
 
 def incident_created(
-    scenario: Scenario, names: tuple[str, str, str], severity: str, title: str,
+    scenario: Scenario,
+    names: tuple[str, str, str],
+    severity: str,
+    title: str,
     detections: list[JsonDict],
 ) -> JsonDict:
     """The control plane's IncidentCreated event; ``names`` are (event id, incident id,
     evidence id)."""
     event_id, incident_id, evidence_id = names
     return {
-        "version": "0", "id": event_id, "source": "opx.incident",
-        "detail-type": "IncidentCreated", "time": iso(scenario.window_end + timedelta(seconds=42)),
-        "region": REGION, "resources": [],
+        "version": "0",
+        "id": event_id,
+        "source": "opx.incident",
+        "detail-type": "IncidentCreated",
+        "time": iso(scenario.window_end + timedelta(seconds=42)),
+        "region": REGION,
+        "resources": [],
         "detail": {
-            "incident_id": incident_id, "service": scenario.front, "severity": severity,
-            "window_start": iso(scenario.window_start), "window_end": iso(scenario.window_end),
+            "incident_id": incident_id,
+            "service": scenario.front,
+            "severity": severity,
+            "window_start": iso(scenario.window_start),
+            "window_end": iso(scenario.window_end),
             "title": title,
             "evidence_bundle": {"evidence_id": evidence_id, "detections": detections},
             "budget_usd": 5.0,
@@ -622,8 +681,13 @@ def incident_created(
 def detection(
     detection_id: str, rule: str, severity: str, series: tuple[str, str, str], when: datetime
 ) -> JsonDict:
-    return {"detection_id": detection_id, "rule_id": rule, "severity": severity,
-            "metric": "|".join(series), "detected_at": iso(when)}
+    return {
+        "detection_id": detection_id,
+        "rule_id": rule,
+        "severity": severity,
+        "metric": "|".join(series),
+        "detected_at": iso(when),
+    }
 
 
 def role(name: str, session: str) -> str:
@@ -683,40 +747,114 @@ def bad_deployment_span(call: Call, minute: float, rng: random.Random) -> SpanFx
 
 def bad_deployment_routes() -> tuple[tuple[float, Call], ...]:
     table = Call(PRODUCT_TABLE, "Query", 4.5, jitter=0.2)
-    browse = Call(API, "GET /products", 4, (Call(STOREFRONT, "GET /products", 14, (
-        Call(CATALOG, "ListProducts", 8, (table,)),
-        Call(RECS, "GET /recommendations", 20, (
-            Call(CATALOG, "BatchGetProducts", 6, (Call(PRODUCT_TABLE, "BatchGetItem", 6),)),)),
-    )),))
-    product = Call(API, "GET /products/{id}", 4, (Call(STOREFRONT, "GET /products/{id}", 12, (
-        Call(CATALOG, "GetProduct", 7, (Call(PRODUCT_TABLE, "GetItem", 3.5),)),)),))
-    cart = Call(API, "POST /cart/items", 4, (Call(STOREFRONT, "POST /cart/items", 10, (
-        Call(CART, "AddItem", 5, (Call(REDIS, "HSET", 0.8),)),)),))
-    checkout = Call(API, "POST /checkout", 5, (Call(STOREFRONT, "POST /checkout", 12, (
-        Call(CHECKOUT, "Invoke", 120, (
-            Call(CART, "GetCart", 4, (Call(REDIS, "HGETALL", 0.9),)),
-            Call(INVENTORY, "ReserveStock", 8, (Call(STOCK_TABLE, "UpdateItem", 5.5),)),
-            Call(SHOP_ORDERS, "PutItem", 7),
-            Call(SHOP_ORDERS, "UpdateItem", 6.5),
-        )),)),))
+    browse = Call(
+        API,
+        "GET /products",
+        4,
+        (
+            Call(
+                STOREFRONT,
+                "GET /products",
+                14,
+                (
+                    Call(CATALOG, "ListProducts", 8, (table,)),
+                    Call(
+                        RECS,
+                        "GET /recommendations",
+                        20,
+                        (
+                            Call(
+                                CATALOG,
+                                "BatchGetProducts",
+                                6,
+                                (Call(PRODUCT_TABLE, "BatchGetItem", 6),),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    )
+    product = Call(
+        API,
+        "GET /products/{id}",
+        4,
+        (
+            Call(
+                STOREFRONT,
+                "GET /products/{id}",
+                12,
+                (Call(CATALOG, "GetProduct", 7, (Call(PRODUCT_TABLE, "GetItem", 3.5),)),),
+            ),
+        ),
+    )
+    cart = Call(
+        API,
+        "POST /cart/items",
+        4,
+        (
+            Call(
+                STOREFRONT,
+                "POST /cart/items",
+                10,
+                (Call(CART, "AddItem", 5, (Call(REDIS, "HSET", 0.8),)),),
+            ),
+        ),
+    )
+    checkout = Call(
+        API,
+        "POST /checkout",
+        5,
+        (
+            Call(
+                STOREFRONT,
+                "POST /checkout",
+                12,
+                (
+                    Call(
+                        CHECKOUT,
+                        "Invoke",
+                        120,
+                        (
+                            Call(CART, "GetCart", 4, (Call(REDIS, "HGETALL", 0.9),)),
+                            Call(
+                                INVENTORY,
+                                "ReserveStock",
+                                8,
+                                (Call(STOCK_TABLE, "UpdateItem", 5.5),),
+                            ),
+                            Call(SHOP_ORDERS, "PutItem", 7),
+                            Call(SHOP_ORDERS, "UpdateItem", 6.5),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    )
     return ((0.3, browse), (0.22, product), (0.16, cart), (0.32, checkout))
 
 
 def bad_deployment_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[FaultLog, ...]]:
     noise = {
         API: (
-            ("INFO", '{ip} "GET /prod/products?page={int:1-20} HTTP/1.1" 200 {ms:60}ms '
-                     "requestId={rid}"),
+            (
+                "INFO",
+                '{ip} "GET /prod/products?page={int:1-20} HTTP/1.1" 200 {ms:60}ms requestId={rid}',
+            ),
             ("INFO", '{ip} "GET /prod/products/{sku} HTTP/1.1" 200 {ms:45}ms requestId={rid}'),
             ("INFO", '{ip} "POST /prod/cart/items HTTP/1.1" 200 {ms:30}ms requestId={rid}'),
         ),
         STOREFRONT: (
             ("INFO", "GET /products/{sku} 200 {ms:40}ms request_id={rid}"),
             ("INFO", "session refreshed user={user} ttl=1800s"),
-            ("INFO", "rendered category page category=c-{int:1-60} items={int:12-48} "
-                     "took {ms:30}ms"),
-            ("WARN", "slow upstream call catalog.ListProducts took {int:650-1800}ms "
-                     "request_id={rid}"),
+            (
+                "INFO",
+                "rendered category page category=c-{int:1-60} items={int:12-48} took {ms:30}ms",
+            ),
+            (
+                "WARN",
+                "slow upstream call catalog.ListProducts took {int:650-1800}ms request_id={rid}",
+            ),
         ),
         CATALOG: (
             ("INFO", "ListProducts category=c-{int:1-60} returned {int:12-48} items in {ms:12}ms"),
@@ -728,15 +866,23 @@ def bad_deployment_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple
             ("INFO", "GetCart cart={cart} items={int:1-9} {ms:5}ms"),
         ),
         RECS: (
-            ("INFO", "served {int:4-12} recommendations user={user} model=v{int:40-41} "
-                     "latency_ms={ms:30}"),
-            ("WARN", "feature store lookup slow user={user} took {int:250-700}ms, using "
-                     "cached vector"),
+            (
+                "INFO",
+                "served {int:4-12} recommendations user={user} model=v{int:40-41} "
+                "latency_ms={ms:30}",
+            ),
+            (
+                "WARN",
+                "feature store lookup slow user={user} took {int:250-700}ms, using cached vector",
+            ),
         ),
         CHECKOUT: (
             ("INFO", lambda_report(205, 1024, "131-176")),
-            ("INFO", "checkout completed order={order} cart={cart} items={int:1-7} "
-                     "total={amount:80} USD request_id={rid}"),
+            (
+                "INFO",
+                "checkout completed order={order} cart={cart} items={int:1-7} "
+                "total={amount:80} USD request_id={rid}",
+            ),
         ),
         INVENTORY: (
             ("INFO", "ReserveStock sku={sku} qty={int:1-4} remaining={int:3-900}"),
@@ -745,31 +891,55 @@ def bad_deployment_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple
     }
     crash = "TypeError: Cannot read properties of undefined (reading 'currency')"
     faults = (
-        FaultLog(CHECKOUT, "ERROR", (
-            f"{crash} at applyDiscount (/var/task/index.js:123:45) at computeTotals "
-            "(/var/task/index.js:88:19) request_id={rid} cart={cart}",
-            '{"errorType":"TypeError","errorMessage":"Cannot read properties of undefined (reading '
-            "'currency')\",\"trace\":[\"TypeError: Cannot read properties of undefined (reading "
-            "'currency')\",\"    at applyDiscount (/var/task/index.js:123:45)\"]} "
-            "RequestId: {rid}",
-        ), lambda m: 9.0 * rollout(m)),
-        FaultLog(STOREFRONT, "ERROR", (
-            'POST /checkout 502 upstream=checkout-handler error="Lambda returned FunctionError '
-            'Unhandled" {ms:90}ms request_id={rid} user={user}',
-        ), lambda m: 4.0 * rollout(m)),
-        FaultLog(API, "ERROR", (
-            '{ip} "POST /prod/checkout HTTP/1.1" 502 {ms:110}ms requestId={rid}',
-        ), lambda m: 3.5 * rollout(m)),
-        FaultLog(RECS, "ERROR", (
-            "feature store GetRecord failed user={user}: ReadTimeout after 200ms, serving "
-            "fallback recommendations",
-        ), lambda m: 0.03),
-        FaultLog(CART, "WARN",
-                 ("redis connection reset (ECONNRESET), reconnected after {ms:40}ms",),
-                 lambda m: 0.02),
-        FaultLog(STOREFRONT, "ERROR", (
-            "POST /cart/items 500 request_id={rid}: upstream cart timed out after 2000ms",
-        ), lambda m: 0.015),
+        FaultLog(
+            CHECKOUT,
+            "ERROR",
+            (
+                f"{crash} at applyDiscount (/var/task/index.js:123:45) at computeTotals "
+                "(/var/task/index.js:88:19) request_id={rid} cart={cart}",
+                '{"errorType":"TypeError","errorMessage":"Cannot read properties of undefined (reading '
+                '\'currency\')","trace":["TypeError: Cannot read properties of undefined (reading '
+                '\'currency\')","    at applyDiscount (/var/task/index.js:123:45)"]} '
+                "RequestId: {rid}",
+            ),
+            lambda m: 9.0 * rollout(m),
+        ),
+        FaultLog(
+            STOREFRONT,
+            "ERROR",
+            (
+                'POST /checkout 502 upstream=checkout-handler error="Lambda returned FunctionError '
+                'Unhandled" {ms:90}ms request_id={rid} user={user}',
+            ),
+            lambda m: 4.0 * rollout(m),
+        ),
+        FaultLog(
+            API,
+            "ERROR",
+            ('{ip} "POST /prod/checkout HTTP/1.1" 502 {ms:110}ms requestId={rid}',),
+            lambda m: 3.5 * rollout(m),
+        ),
+        FaultLog(
+            RECS,
+            "ERROR",
+            (
+                "feature store GetRecord failed user={user}: ReadTimeout after 200ms, serving "
+                "fallback recommendations",
+            ),
+            lambda m: 0.03,
+        ),
+        FaultLog(
+            CART,
+            "WARN",
+            ("redis connection reset (ECONNRESET), reconnected after {ms:40}ms",),
+            lambda m: 0.02,
+        ),
+        FaultLog(
+            STOREFRONT,
+            "ERROR",
+            ("POST /cart/items 500 request_id={rid}: upstream cart timed out after 2000ms",),
+            lambda m: 0.015,
+        ),
     )
     return noise, faults
 
@@ -777,113 +947,258 @@ def bad_deployment_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple
 def bad_deployment_changes(rng: random.Random) -> tuple[JsonDict, ...]:
     ci = role("ci-deploy-role", "gha-run-8812")
     return (
-        change(rng, "2026-10-06T21:40:55Z", "DEPLOYMENT", "ecs.amazonaws.com", "UpdateService",
-               arn("ecs", "service/shop-prod/inventory"), INVENTORY, ci,
-               "Service inventory updated to task definition inventory:88 (image inventory:"
-               "2026.10.06-2); rolling deployment, desired count 3"),
-        change(rng, "2026-10-07T03:15:20Z", "INFRASTRUCTURE", "dynamodb.amazonaws.com",
-               "UpdateContinuousBackups", arn("dynamodb", "table/ShopOrders"), SHOP_ORDERS,
-               role("terraform-apply", "tf-run-5512"), "Point-in-time recovery enabled"),
-        change(rng, "2026-10-07T09:05:41Z", "CONFIG", "apigateway.amazonaws.com", "UpdateStage",
-               f"arn:aws:apigateway:{REGION}::/restapis/k3x9q2m1zd/stages/prod", API,
-               role("terraform-apply", "tf-run-5519"),
-               "Stage prod: default method throttling burstLimit 2000 -> 3000, rateLimit "
-               "1000 -> 1500"),
-        change(rng, "2026-10-07T11:52:10Z", "DEPLOYMENT", "ecs.amazonaws.com", "UpdateService",
-               arn("ecs", "service/shop-prod/recommendations"), RECS, ci,
-               "Service recommendations updated to task definition recommendations:214 "
-               "(image recommendations:2026.10.07-3, model v41); rolling deployment, desired "
-               "count 6"),
-        change(rng, "2026-10-07T13:47:32Z", "CONFIG", "ssm.amazonaws.com", "PutParameter",
-               arn("ssm", "parameter/prod/catalog/cache-ttl-seconds"), CATALOG,
-               role("AWSReservedSSO_PlatformEngineer_5f1c2a", "dana.w"),
-               "Parameter /prod/catalog/cache-ttl-seconds updated to version 7 (value 120, was "
-               "300)"),
-        change(rng, "2026-10-07T14:14:07Z", "DEPLOYMENT", "lambda.amazonaws.com",
-               "UpdateFunctionCode", arn("lambda", "function:checkout-handler"), CHECKOUT,
-               role("ci-deploy-role", "gha-checkout-handler-1842"),
-               "Function code updated from s3://shop-artifacts/checkout-handler/1842/"
-               "function.zip (CodeSha256 q8Zk2VxB0m4T1cJp9sW3yR7uN6eH5aL0dF2gK8iO4tE=); "
-               "pipeline checkout-handler main #1842, commit 4e1c9ab \"support multi-currency "
-               "promotions in discount calculation\""),
+        change(
+            rng,
+            "2026-10-06T21:40:55Z",
+            "DEPLOYMENT",
+            "ecs.amazonaws.com",
+            "UpdateService",
+            arn("ecs", "service/shop-prod/inventory"),
+            INVENTORY,
+            ci,
+            "Service inventory updated to task definition inventory:88 (image inventory:"
+            "2026.10.06-2); rolling deployment, desired count 3",
+        ),
+        change(
+            rng,
+            "2026-10-07T03:15:20Z",
+            "INFRASTRUCTURE",
+            "dynamodb.amazonaws.com",
+            "UpdateContinuousBackups",
+            arn("dynamodb", "table/ShopOrders"),
+            SHOP_ORDERS,
+            role("terraform-apply", "tf-run-5512"),
+            "Point-in-time recovery enabled",
+        ),
+        change(
+            rng,
+            "2026-10-07T09:05:41Z",
+            "CONFIG",
+            "apigateway.amazonaws.com",
+            "UpdateStage",
+            f"arn:aws:apigateway:{REGION}::/restapis/k3x9q2m1zd/stages/prod",
+            API,
+            role("terraform-apply", "tf-run-5519"),
+            "Stage prod: default method throttling burstLimit 2000 -> 3000, rateLimit 1000 -> 1500",
+        ),
+        change(
+            rng,
+            "2026-10-07T11:52:10Z",
+            "DEPLOYMENT",
+            "ecs.amazonaws.com",
+            "UpdateService",
+            arn("ecs", "service/shop-prod/recommendations"),
+            RECS,
+            ci,
+            "Service recommendations updated to task definition recommendations:214 "
+            "(image recommendations:2026.10.07-3, model v41); rolling deployment, desired "
+            "count 6",
+        ),
+        change(
+            rng,
+            "2026-10-07T13:47:32Z",
+            "CONFIG",
+            "ssm.amazonaws.com",
+            "PutParameter",
+            arn("ssm", "parameter/prod/catalog/cache-ttl-seconds"),
+            CATALOG,
+            role("AWSReservedSSO_PlatformEngineer_5f1c2a", "dana.w"),
+            "Parameter /prod/catalog/cache-ttl-seconds updated to version 7 (value 120, was 300)",
+        ),
+        change(
+            rng,
+            "2026-10-07T14:14:07Z",
+            "DEPLOYMENT",
+            "lambda.amazonaws.com",
+            "UpdateFunctionCode",
+            arn("lambda", "function:checkout-handler"),
+            CHECKOUT,
+            role("ci-deploy-role", "gha-checkout-handler-1842"),
+            "Function code updated from s3://shop-artifacts/checkout-handler/1842/"
+            "function.zip (CodeSha256 q8Zk2VxB0m4T1cJp9sW3yR7uN6eH5aL0dF2gK8iO4tE=); "
+            'pipeline checkout-handler main #1842, commit 4e1c9ab "support multi-currency '
+            'promotions in discount calculation"',
+        ),
     )
 
 
 def bad_deployment_incidents() -> tuple[JsonDict, ...]:
     return (
         past_incident(
-            ("INC-2026-0264", INVENTORY, "SEV4", "2026-04-02T08:12:00Z",
-             "Stock counts stale after reservation sweeper stalled"),
+            (
+                "INC-2026-0264",
+                INVENTORY,
+                "SEV4",
+                "2026-04-02T08:12:00Z",
+                "Stock counts stale after reservation sweeper stalled",
+            ),
             ["inventory reservation holds not released", "products shown out of stock"],
             cause(INVENTORY, "CODE_DEFECT", "reservation-sweeper"),
-            ("FIX_FORWARD", "Sweeper lock was never released after a crash; added a lease timeout.",
-             ["Released the sweeper lock manually", "Deployed lease timeout fix"], 95)),
+            (
+                "FIX_FORWARD",
+                "Sweeper lock was never released after a crash; added a lease timeout.",
+                ["Released the sweeper lock manually", "Deployed lease timeout fix"],
+                95,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0301", API, "SEV3", "2026-05-14T19:30:00Z",
-             "429 Too Many Requests on shop-api after stage throttling change"),
-            ["shop-api 4xx rate up to 6%", "429 responses on GET /products",
-             "no errors in backend services"],
+            (
+                "INC-2026-0301",
+                API,
+                "SEV3",
+                "2026-05-14T19:30:00Z",
+                "429 Too Many Requests on shop-api after stage throttling change",
+            ),
+            [
+                "shop-api 4xx rate up to 6%",
+                "429 responses on GET /products",
+                "no errors in backend services",
+            ],
             cause(API, "CONFIGURATION", "prod stage throttling"),
-            ("ROLLBACK", "A stage throttling limit was set per method instead of per account.",
-             ["Restored previous stage throttling settings"], 31)),
+            (
+                "ROLLBACK",
+                "A stage throttling limit was set per method instead of per account.",
+                ["Restored previous stage throttling settings"],
+                31,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0377", STOREFRONT, "SEV2", "2026-07-11T12:05:00Z",
-             "Checkout failures during summer sale"),
-            ["storefront 5xx on POST /checkout", "checkout-handler errors and duration up",
-             "ProvisionedThroughputExceededException for table ShopOrders in checkout-handler "
-             "logs"],
+            (
+                "INC-2026-0377",
+                STOREFRONT,
+                "SEV2",
+                "2026-07-11T12:05:00Z",
+                "Checkout failures during summer sale",
+            ),
+            [
+                "storefront 5xx on POST /checkout",
+                "checkout-handler errors and duration up",
+                "ProvisionedThroughputExceededException for table ShopOrders in checkout-handler "
+                "logs",
+            ],
             cause(SHOP_ORDERS, "CAPACITY"),
-            ("MITIGATION", "The ShopOrders table ran out of write capacity during the sale.",
-             ["Raised provisioned write capacity from 200 to 600 WCU",
-              "Enabled auto scaling with a 70% target"], 46)),
+            (
+                "MITIGATION",
+                "The ShopOrders table ran out of write capacity during the sale.",
+                [
+                    "Raised provisioned write capacity from 200 to 600 WCU",
+                    "Enabled auto scaling with a 70% target",
+                ],
+                46,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0412", API, "SEV2", "2026-08-19T16:42:00Z",
-             "Checkout 5xx after checkout-handler release"),
-            ["5xx on POST /checkout at shop-api rose to 4%",
-             "checkout-handler Errors metric jumped minutes after a deployment",
-             "TypeError: Cannot read properties of null (reading 'rate') at calculateTax in "
-             "checkout-handler logs"],
+            (
+                "INC-2026-0412",
+                API,
+                "SEV2",
+                "2026-08-19T16:42:00Z",
+                "Checkout 5xx after checkout-handler release",
+            ),
+            [
+                "5xx on POST /checkout at shop-api rose to 4%",
+                "checkout-handler Errors metric jumped minutes after a deployment",
+                "TypeError: Cannot read properties of null (reading 'rate') at calculateTax in "
+                "checkout-handler logs",
+            ],
             cause(CHECKOUT, "DEPLOYMENT", "checkout-handler"),
-            ("ROLLBACK", "A release assumed every cart had a tax region; carts without one threw.",
-             ["Pointed the live alias back to the previous version",
-              "Added a null check in calculateTax and redeployed"], 27)),
+            (
+                "ROLLBACK",
+                "A release assumed every cart had a tax region; carts without one threw.",
+                [
+                    "Pointed the live alias back to the previous version",
+                    "Added a null check in calculateTax and redeployed",
+                ],
+                27,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0455", CATALOG, "SEV3", "2026-09-03T10:20:00Z",
-             "Slow product pages from a hot partition in ProductCatalog"),
-            ["catalog p99 latency above 800 ms", "storefront p99 latency up",
-             "ThrottledRequests on ProductCatalog for one partition key"],
+            (
+                "INC-2026-0455",
+                CATALOG,
+                "SEV3",
+                "2026-09-03T10:20:00Z",
+                "Slow product pages from a hot partition in ProductCatalog",
+            ),
+            [
+                "catalog p99 latency above 800 ms",
+                "storefront p99 latency up",
+                "ThrottledRequests on ProductCatalog for one partition key",
+            ],
             cause(PRODUCT_TABLE, "CAPACITY"),
-            ("MITIGATION", "A viral product concentrated reads on one partition key.",
-             ["Enabled DAX for GetProduct", "Added write sharding for counters"], 64)),
+            (
+                "MITIGATION",
+                "A viral product concentrated reads on one partition key.",
+                ["Enabled DAX for GetProduct", "Added write sharding for counters"],
+                64,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0498", RECS, "SEV3", "2026-09-22T15:02:00Z",
-             "recommendations tasks OOM-killed after model update"),
-            ["recommendations task restarts", "fallback recommendations served",
-             "memory utilisation at 100%"],
+            (
+                "INC-2026-0498",
+                RECS,
+                "SEV3",
+                "2026-09-22T15:02:00Z",
+                "recommendations tasks OOM-killed after model update",
+            ),
+            [
+                "recommendations task restarts",
+                "fallback recommendations served",
+                "memory utilisation at 100%",
+            ],
             cause(RECS, "DEPLOYMENT", "model v38"),
-            ("ROLLBACK", "The new model did not fit the task memory.",
-             ["Rolled back to model v37", "Raised task memory to 4 GB"], 38)),
+            (
+                "ROLLBACK",
+                "The new model did not fit the task memory.",
+                ["Rolled back to model v37", "Raised task memory to 4 GB"],
+                38,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0520", CART, "SEV2", "2026-09-30T02:44:00Z",
-             "Cart errors during carts-redis failover"),
-            ["cart 5xx for 4 minutes", "ECONNRESET from carts-redis",
-             "ElastiCache failover event"],
+            (
+                "INC-2026-0520",
+                CART,
+                "SEV2",
+                "2026-09-30T02:44:00Z",
+                "Cart errors during carts-redis failover",
+            ),
+            ["cart 5xx for 4 minutes", "ECONNRESET from carts-redis", "ElastiCache failover event"],
             cause(REDIS, "INFRASTRUCTURE"),
-            ("NO_ACTION", "Planned maintenance failover; clients reconnected.",
-             ["Confirmed failover completed", "Tuned reconnect backoff"], 12)),
+            (
+                "NO_ACTION",
+                "Planned maintenance failover; clients reconnected.",
+                ["Confirmed failover completed", "Tuned reconnect backoff"],
+                12,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0533", STOREFRONT, "SEV3", "2026-10-02T17:55:00Z",
-             "storefront CPU saturation after autoscaling minimum lowered"),
+            (
+                "INC-2026-0533",
+                STOREFRONT,
+                "SEV3",
+                "2026-10-02T17:55:00Z",
+                "storefront CPU saturation after autoscaling minimum lowered",
+            ),
             ["storefront CPU above 90%", "storefront p99 latency 1.5 s", "no errors"],
             cause(STOREFRONT, "CONFIGURATION", "autoscaling"),
-            ("MITIGATION", "Minimum task count had been lowered from 6 to 2.",
-             ["Restored minimum task count to 6"], 22)),
+            (
+                "MITIGATION",
+                "Minimum task count had been lowered from 6 to 2.",
+                ["Restored minimum task count to 6"],
+                22,
+            ),
+        ),
     )
 
 
 def bad_deployment_knowledge() -> tuple[str, ...]:
     return (
-        doc("rb-checkout-lambda-errors", "RUNBOOK", (CHECKOUT, STOREFRONT, API), "2026-09-02", """
+        doc(
+            "rb-checkout-lambda-errors",
+            "RUNBOOK",
+            (CHECKOUT, STOREFRONT, API),
+            "2026-09-02",
+            """
 # Runbook: checkout-handler errors
 
 ## Symptoms
@@ -903,8 +1218,14 @@ Lambda function above 1%, unhandled exceptions in the /aws/lambda/checkout-handl
 Roll back by pointing the `live` alias at the previous published version:
 `aws lambda update-alias --function-name checkout-handler --name live --function-version <prev>`.
 Then notify the owning team with the failing request ids.
-"""),
-        doc("pm-2026-0412-checkout-tax", "POSTMORTEM", (CHECKOUT, API), "2026-08-26", """
+""",
+        ),
+        doc(
+            "pm-2026-0412-checkout-tax",
+            "POSTMORTEM",
+            (CHECKOUT, API),
+            "2026-08-26",
+            """
 # Postmortem INC-2026-0412: checkout 5xx after a checkout-handler release
 
 ## Summary
@@ -922,9 +1243,14 @@ tax region.
 ## Lessons
 Alarms on the function's own error rate fire earlier than alarms on the API. Canary releases
 must watch the canary's error rate, not the aggregate.
-"""),
-        doc("rb-dynamodb-capacity", "RUNBOOK", (SHOP_ORDERS, PRODUCT_TABLE, STOCK_TABLE),
-            "2026-07-20", """
+""",
+        ),
+        doc(
+            "rb-dynamodb-capacity",
+            "RUNBOOK",
+            (SHOP_ORDERS, PRODUCT_TABLE, STOCK_TABLE),
+            "2026-07-20",
+            """
 # Runbook: DynamoDB capacity and throttling
 
 ## Symptoms
@@ -937,9 +1263,14 @@ the table is saturated; a single hot key shows throttling while the table total 
 
 ## Mitigation
 Raise provisioned capacity or switch the table to on-demand; check auto scaling limits.
-"""),
-        doc("arch-shop-platform", "ARCHITECTURE", (API, STOREFRONT, CATALOG, CART, RECS, CHECKOUT,
-                                                   INVENTORY), "2026-06-30", """
+""",
+        ),
+        doc(
+            "arch-shop-platform",
+            "ARCHITECTURE",
+            (API, STOREFRONT, CATALOG, CART, RECS, CHECKOUT, INVENTORY),
+            "2026-06-30",
+            """
 # Shop platform architecture
 
 ## Request flow
@@ -954,7 +1285,8 @@ function code and shifts the `live` alias with a 10% canary for five minutes.
 ## Catalog
 catalog serves product data from the ProductCatalog table with an in-process cache whose TTL is
 the SSM parameter /prod/catalog/cache-ttl-seconds.
-"""),
+""",
+        ),
     )
 
 
@@ -973,42 +1305,74 @@ def bad_deployment() -> Scenario:
         Svc(REDIS, "remote", 2500, 0.9, 4.5, 0.0001),
     )
     edges = (
-        (API, STOREFRONT), (STOREFRONT, CATALOG), (STOREFRONT, CART), (STOREFRONT, RECS),
-        (STOREFRONT, CHECKOUT), (CATALOG, PRODUCT_TABLE), (RECS, CATALOG), (CART, REDIS),
-        (CHECKOUT, CART), (CHECKOUT, INVENTORY), (CHECKOUT, SHOP_ORDERS), (INVENTORY, STOCK_TABLE),
+        (API, STOREFRONT),
+        (STOREFRONT, CATALOG),
+        (STOREFRONT, CART),
+        (STOREFRONT, RECS),
+        (STOREFRONT, CHECKOUT),
+        (CATALOG, PRODUCT_TABLE),
+        (RECS, CATALOG),
+        (CART, REDIS),
+        (CHECKOUT, CART),
+        (CHECKOUT, INVENTORY),
+        (CHECKOUT, SHOP_ORDERS),
+        (INVENTORY, STOCK_TABLE),
     )
     noise, faults = bad_deployment_logs()
     ids = random.Random("bad-deployment:ids")
     return Scenario(
-        name="bad-deployment", seed=20261007,
+        name="bad-deployment",
+        seed=20261007,
         description=(
             "Online shop shop-prod (API Gateway, ECS Fargate, Lambda, DynamoDB, ElastiCache) on "
             "2026-10-07, 11:00-14:30 UTC: 1-minute metrics per X-Ray node, application logs, "
             f"{SAMPLING_NOTE}, CloudTrail changes of the last 24 h, past incidents and runbooks."
         ),
-        window_start=at("2026-10-07T14:00:00Z"), front=API, services=services, edges=edges,
-        diurnal=(17.0, 0.22), failure_metric="errors", effect=bad_deployment_effect,
-        routes=bad_deployment_routes(), noise_logs=noise, fault_logs=faults,
+        window_start=at("2026-10-07T14:00:00Z"),
+        front=API,
+        services=services,
+        edges=edges,
+        diurnal=(17.0, 0.22),
+        failure_metric="errors",
+        effect=bad_deployment_effect,
+        routes=bad_deployment_routes(),
+        noise_logs=noise,
+        fault_logs=faults,
         span_logs={
             CHECKOUT: "Unhandled TypeError: Cannot read properties of undefined (reading "
-                      "'currency') at applyDiscount (/var/task/index.js:123:45) RequestId: {rid}",
+            "'currency') at applyDiscount (/var/task/index.js:123:45) RequestId: {rid}",
             STOREFRONT: "POST /checkout failed: checkout-handler invocation returned {status} "
-                        "after {dur}ms request_id={rid}",
+            "after {dur}ms request_id={rid}",
         },
-        span_fx=bad_deployment_span, fail_status={STOREFRONT: 502, API: 502},
+        span_fx=bad_deployment_span,
+        fail_status={STOREFRONT: 502, API: 502},
         one_off_logs=(
             OneOff(-12.4, CATALOG, "INFO", "config reloaded: cache-ttl-seconds 300 -> 120"),
-            OneOff(14.2, CHECKOUT, "INFO",
-                   "INIT_START Runtime Version: nodejs:20.v31 Runtime Version ARN: arn:aws:lambda:"
-                   "us-east-1::runtime:0f4c1c6e5b8a"),
+            OneOff(
+                14.2,
+                CHECKOUT,
+                "INFO",
+                "INIT_START Runtime Version: nodejs:20.v31 Runtime Version ARN: arn:aws:lambda:"
+                "us-east-1::runtime:0f4c1c6e5b8a",
+            ),
         ),
         changes=bad_deployment_changes(random.Random("bad-deployment:changes")),
-        incidents=bad_deployment_incidents(), knowledge=bad_deployment_knowledge(),
+        incidents=bad_deployment_incidents(),
+        knowledge=bad_deployment_knowledge(),
         event=lambda sc, _: incident_created(
-            sc, (uuid4(ids), "INC-2026-1007-0142", "ev-7c2d91f0"), "SEV2",
+            sc,
+            (uuid4(ids), "INC-2026-1007-0142", "ev-7c2d91f0"),
+            "SEV2",
             "Elevated 5xx on shop-api POST /checkout",
-            [detection("det-5xx-0142", "shop-api-5xx-rate", "HIGH", (API, "errors", "Sum"),
-                       at("2026-10-07T14:22:00Z"))],
+            [
+                detection(
+                    "det-5xx-0142",
+                    "shop-api-5xx-rate",
+                    "HIGH",
+                    (API, "errors", "Sum"),
+                    at("2026-10-07T14:22:00Z"),
+                )
+            ],
         ),
         expected={"service": CHECKOUT, "component": "checkout-handler"},
     )
@@ -1101,7 +1465,8 @@ def throttle_tails(seed: int) -> Tails:
     """Mean and p99 latency added per node and minute, simulated request by request."""
     rng = random.Random(f"{seed}:tails")
     profiles = {  # node -> (healthy mean, p99/mean, writes per request)
-        ORDERS_TABLE: (5.8, 3.4, 1), ORDERS_API: (46.0, 3.2, WRITES_PER_ORDER),
+        ORDERS_TABLE: (5.8, 3.4, 1),
+        ORDERS_API: (46.0, 3.2, WRITES_PER_ORDER),
         FRONTEND: (118.0, 3.7, WRITES_PER_ORDER),
     }
     tails: Tails = {}
@@ -1110,7 +1475,8 @@ def throttle_tails(seed: int) -> Tails:
         if mix.rate <= 0:
             continue
         shares = {
-            ORDERS_TABLE: mix.share(TABLE_WRITE_SHARE), ORDERS_API: mix.share(API_WRITE_SHARE),
+            ORDERS_TABLE: mix.share(TABLE_WRITE_SHARE),
+            ORDERS_API: mix.share(API_WRITE_SHARE),
             FRONTEND: FRONT_ORDER_SHARE * mix.writes / (1 + 0.3 * mix.surge),
         }
         for node, (mean, ratio, writes) in profiles.items():
@@ -1146,16 +1512,23 @@ def throttling_effect(tails: Tails) -> Callable[[str, float], Effect]:
         lost = exhausted(mix.rate, WRITES_PER_ORDER)
         if name == FRONTEND:
             share = FRONT_ORDER_SHARE * mix.writes / (1 + 0.3 * mix.surge)
-            return Effect(req=1 + 0.3 * mix.surge, avg_add=mean_add, p99_add=p99_add,
-                          fail=share * lost)
+            return Effect(
+                req=1 + 0.3 * mix.surge, avg_add=mean_add, p99_add=p99_add, fail=share * lost
+            )
         if name == ORDERS_API:
-            return Effect(req=API_WRITE_SHARE * mix.writes + (1 - API_WRITE_SHARE) * mix.reads,
-                          avg_add=mean_add, p99_add=p99_add,
-                          fail=mix.share(API_WRITE_SHARE) * lost)
+            return Effect(
+                req=API_WRITE_SHARE * mix.writes + (1 - API_WRITE_SHARE) * mix.reads,
+                avg_add=mean_add,
+                p99_add=p99_add,
+                fail=mix.share(API_WRITE_SHARE) * lost,
+            )
         if name == ORDERS_TABLE:
-            return Effect(req=TABLE_WRITE_SHARE * mix.writes + (1 - TABLE_WRITE_SHARE) * mix.reads,
-                          avg_add=mean_add, p99_add=p99_add,
-                          fail=mix.share(TABLE_WRITE_SHARE) * mix.rate**3)
+            return Effect(
+                req=TABLE_WRITE_SHARE * mix.writes + (1 - TABLE_WRITE_SHARE) * mix.reads,
+                avg_add=mean_add,
+                p99_add=p99_add,
+                fail=mix.share(TABLE_WRITE_SHARE) * mix.rate**3,
+            )
         return _throttling_bystander(name, minute, mix, lost)
 
     return effect
@@ -1163,8 +1536,15 @@ def throttling_effect(tails: Tails) -> Callable[[str, float], Effect]:
 
 def _throttling_bystander(name: str, minute: float, mix: _Mix, lost: float) -> Effect:
     """Nodes that only see more promotion traffic, plus two unrelated blips."""
-    growth = {PRICING: 1.0, MENU: 0.35, MENU_TABLE: 0.45, SEARCH: 0.2, OPENSEARCH: 0.2,
-              ACCOUNTS: 0.25, ACCOUNTS_DB: 0.25}
+    growth = {
+        PRICING: 1.0,
+        MENU: 0.35,
+        MENU_TABLE: 0.45,
+        SEARCH: 0.2,
+        OPENSEARCH: 0.2,
+        ACCOUNTS: 0.25,
+        ACCOUNTS_DB: 0.25,
+    }
     if name == ORDER_EVENTS:
         return Effect(req=mix.writes * (1 - lost))
     if name == ACCOUNTS and 2 <= minute < 5:
@@ -1210,23 +1590,49 @@ def throttling_series(grid: Grid, metrics: Metrics, rng: random.Random) -> list[
 
 
 def throttling_routes() -> tuple[tuple[float, Call], ...]:
-    menu = Call(FRONTEND, "GET /restaurants/{id}/menu", 18, (
-        Call(MENU, "GetMenu", 9, (Call(MENU_TABLE, "Query", 4.2, jitter=0.2),)),))
-    search = Call(FRONTEND, "GET /search", 15, (
-        Call(SEARCH, "Search", 18, (Call(OPENSEARCH, "POST /restaurants/_search", 36),)),))
-    account = Call(FRONTEND, "GET /account", 14, (
-        Call(ACCOUNTS, "GetProfile", 12, (Call(ACCOUNTS_DB, "SELECT accounts", 3),)),))
-    place = Call(FRONTEND, "POST /orders", 22, (
-        Call(ACCOUNTS, "ValidateSession", 6, (Call(ACCOUNTS_DB, "SELECT sessions", 2.5),)),
-        Call(ORDERS_API, "CreateOrder", 14, (
-            Call(PRICING, "Invoke", 26, (Call(MENU_TABLE, "BatchGetItem", 5),)),
-            Call(ORDERS_TABLE, "PutItem", 6, jitter=0.2),
-            Call(ORDERS_TABLE, "UpdateItem", 5.5, jitter=0.2),
-            Call(ORDER_EVENTS, "Publish", 11),
-        )),
-    ))
-    status = Call(FRONTEND, "GET /orders/{id}", 12, (
-        Call(ORDERS_API, "GetOrder", 8, (Call(ORDERS_TABLE, "GetItem", 3.8, jitter=0.2),)),))
+    menu = Call(
+        FRONTEND,
+        "GET /restaurants/{id}/menu",
+        18,
+        (Call(MENU, "GetMenu", 9, (Call(MENU_TABLE, "Query", 4.2, jitter=0.2),)),),
+    )
+    search = Call(
+        FRONTEND,
+        "GET /search",
+        15,
+        (Call(SEARCH, "Search", 18, (Call(OPENSEARCH, "POST /restaurants/_search", 36),)),),
+    )
+    account = Call(
+        FRONTEND,
+        "GET /account",
+        14,
+        (Call(ACCOUNTS, "GetProfile", 12, (Call(ACCOUNTS_DB, "SELECT accounts", 3),)),),
+    )
+    place = Call(
+        FRONTEND,
+        "POST /orders",
+        22,
+        (
+            Call(ACCOUNTS, "ValidateSession", 6, (Call(ACCOUNTS_DB, "SELECT sessions", 2.5),)),
+            Call(
+                ORDERS_API,
+                "CreateOrder",
+                14,
+                (
+                    Call(PRICING, "Invoke", 26, (Call(MENU_TABLE, "BatchGetItem", 5),)),
+                    Call(ORDERS_TABLE, "PutItem", 6, jitter=0.2),
+                    Call(ORDERS_TABLE, "UpdateItem", 5.5, jitter=0.2),
+                    Call(ORDER_EVENTS, "Publish", 11),
+                ),
+            ),
+        ),
+    )
+    status = Call(
+        FRONTEND,
+        "GET /orders/{id}",
+        12,
+        (Call(ORDERS_API, "GetOrder", 8, (Call(ORDERS_TABLE, "GetItem", 3.8, jitter=0.2),)),),
+    )
     return ((0.3, menu), (0.14, search), (0.12, account), (0.3, place), (0.14, status))
 
 
@@ -1240,15 +1646,23 @@ def throttling_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[Fau
             ("INFO", "websocket connections active={int:2100-3900}"),
         ),
         ORDERS_API: (
-            ("INFO", "CreateOrder order={order} restaurant=r-{int:1000-9999} items={int:1-6} "
-                     "total={amount:28} EUR"),
-            ("INFO", "GetOrder order={order} status={pick:PREPARING.DELIVERING.DELIVERED} "
-                     "{ms:8}ms"),
+            (
+                "INFO",
+                "CreateOrder order={order} restaurant=r-{int:1000-9999} items={int:1-6} "
+                "total={amount:28} EUR",
+            ),
+            (
+                "INFO",
+                "GetOrder order={order} status={pick:PREPARING.DELIVERING.DELIVERED} {ms:8}ms",
+            ),
             ("INFO", "courier assignment queued order={order} eta_min={int:18-45}"),
         ),
         MENU: (
-            ("INFO", "GetMenu restaurant=r-{int:1000-9999} items={int:12-80} "
-                     "cache={pick:hit.hit.hit.miss} {ms:12}ms"),
+            (
+                "INFO",
+                "GetMenu restaurant=r-{int:1000-9999} items={int:12-80} "
+                "cache={pick:hit.hit.hit.miss} {ms:12}ms",
+            ),
             ("INFO", "menu cache warmed restaurants={int:800-1400}"),
         ),
         ACCOUNTS: (
@@ -1261,41 +1675,73 @@ def throttling_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[Fau
         ),
         PRICING: (
             ("INFO", lambda_report(30, 512, "88-104")),
-            ("INFO", "priced basket items={int:1-6} subtotal={amount:28} "
-                     "promo={pick:none.none.AUTUMN20}"),
+            (
+                "INFO",
+                "priced basket items={int:1-6} subtotal={amount:28} "
+                "promo={pick:none.none.AUTUMN20}",
+            ),
         ),
     }
     throttled = (
         "ProvisionedThroughputExceededException: Rate of requests exceeds the allowed throughput."
     )
     faults = (
-        FaultLog(ORDERS_API, "WARN", (
-            "DynamoDB PutItem throttled on table Orders, retrying attempt={int:1-2}/3 "
-            "backoff_ms={int:250-1000} order={order}",
-            "DynamoDB UpdateItem throttled on table Orders, retrying attempt={int:1-2}/3 "
-            "backoff_ms={int:250-1000} order={order}",
-        ), lambda m: 14.0 * throttle_rate(m)),
-        FaultLog(ORDERS_API, "ERROR", (
-            f"CreateOrder failed order={{order}} after 3 attempts: {throttled} (Service: DynamoDb, "
-            "Status Code: 400, Request ID: {awsrid})",
-        ), lambda m: 45.0 * exhausted(throttle_rate(m), WRITES_PER_ORDER)),
-        FaultLog(FRONTEND, "ERROR", (
-            'POST /orders 503 {int:1500-2600}ms upstream=orders-api error="Service Unavailable" '
-            "request_id={rid}",
-        ), lambda m: 30.0 * exhausted(throttle_rate(m), WRITES_PER_ORDER)),
-        FaultLog(FRONTEND, "WARN", (
-            "slow request POST /orders took {int:900-2400}ms request_id={rid}",
-        ), lambda m: 6.0 * throttle_rate(m)),
-        FaultLog(ORDERS_API, "INFO", (
-            "promo code AUTUMN20 applied order={order} discount={amount:6} EUR",
-        ), lambda m: 0.2 + 3.0 * surge(m)),
-        FaultLog(ACCOUNTS, "ERROR", (
-            "password reset email failed user={user}: SES Throttling: Maximum sending rate "
-            "exceeded",
-        ), lambda m: 0.012),
-        FaultLog(MENU, "WARN", (
-            "restaurant r-{int:1000-9999} menu has {int:1-3} items without price, hiding them",
-        ), lambda m: 0.03),
+        FaultLog(
+            ORDERS_API,
+            "WARN",
+            (
+                "DynamoDB PutItem throttled on table Orders, retrying attempt={int:1-2}/3 "
+                "backoff_ms={int:250-1000} order={order}",
+                "DynamoDB UpdateItem throttled on table Orders, retrying attempt={int:1-2}/3 "
+                "backoff_ms={int:250-1000} order={order}",
+            ),
+            lambda m: 14.0 * throttle_rate(m),
+        ),
+        FaultLog(
+            ORDERS_API,
+            "ERROR",
+            (
+                f"CreateOrder failed order={{order}} after 3 attempts: {throttled} (Service: DynamoDb, "
+                "Status Code: 400, Request ID: {awsrid})",
+            ),
+            lambda m: 45.0 * exhausted(throttle_rate(m), WRITES_PER_ORDER),
+        ),
+        FaultLog(
+            FRONTEND,
+            "ERROR",
+            (
+                'POST /orders 503 {int:1500-2600}ms upstream=orders-api error="Service Unavailable" '
+                "request_id={rid}",
+            ),
+            lambda m: 30.0 * exhausted(throttle_rate(m), WRITES_PER_ORDER),
+        ),
+        FaultLog(
+            FRONTEND,
+            "WARN",
+            ("slow request POST /orders took {int:900-2400}ms request_id={rid}",),
+            lambda m: 6.0 * throttle_rate(m),
+        ),
+        FaultLog(
+            ORDERS_API,
+            "INFO",
+            ("promo code AUTUMN20 applied order={order} discount={amount:6} EUR",),
+            lambda m: 0.2 + 3.0 * surge(m),
+        ),
+        FaultLog(
+            ACCOUNTS,
+            "ERROR",
+            (
+                "password reset email failed user={user}: SES Throttling: Maximum sending rate "
+                "exceeded",
+            ),
+            lambda m: 0.012,
+        ),
+        FaultLog(
+            MENU,
+            "WARN",
+            ("restaurant r-{int:1000-9999} menu has {int:1-3} items without price, hiding them",),
+            lambda m: 0.03,
+        ),
     )
     return noise, faults
 
@@ -1303,103 +1749,240 @@ def throttling_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[Fau
 def throttling_changes(rng: random.Random) -> tuple[JsonDict, ...]:
     ci = role("quickbite-deployer", "codepipeline-4471")
     return (
-        change(rng, "2026-10-13T16:22:40Z", "CONFIG", "lambda.amazonaws.com",
-               "UpdateFunctionConfiguration", arn("lambda", "function:pricing"), PRICING,
-               role("AWSReservedSSO_Developer_2b7f0e", "tomas.r"),
-               "Environment variable PRICE_CACHE_TTL_SECONDS changed 60 -> 300"),
-        change(rng, "2026-10-13T19:05:33Z", "DEPLOYMENT", "ecs.amazonaws.com", "UpdateService",
-               arn("ecs", "service/quickbite-prod/menu"), MENU, ci,
-               "Service menu updated to task definition menu:131 (image menu:1.84.0); rolling "
-               "deployment, desired count 4"),
-        change(rng, "2026-10-14T02:10:05Z", "INFRASTRUCTURE", "rds.amazonaws.com",
-               "ModifyDBCluster", arn("rds", "cluster:quickbite-aurora"), ACCOUNTS_DB,
-               role("terraform-apply", "tf-run-902"),
-               "DB cluster parameter group changed to quickbite-aurora-pg15-v3 "
-               "(max_connections 800), applied in the maintenance window"),
-        change(rng, "2026-10-14T07:39:12Z", "DEPLOYMENT", "ecs.amazonaws.com", "UpdateService",
-               arn("ecs", "service/quickbite-prod/search"), SEARCH, ci,
-               "Service search updated to task definition search:57 (image search:3.12.0, new "
-               "ranking model); rolling deployment, desired count 4"),
-        change(rng, "2026-10-14T08:47:51Z", "CONFIG", "ssm.amazonaws.com", "PutParameter",
-               arn("ssm", "parameter/quickbite/prod/frontend/image-cdn-host"), FRONTEND,
-               role("AWSReservedSSO_Developer_2b7f0e", "amira.k"),
-               "Parameter /quickbite/prod/frontend/image-cdn-host updated to version 4 "
-               "(img2.quickbite.example)"),
+        change(
+            rng,
+            "2026-10-13T16:22:40Z",
+            "CONFIG",
+            "lambda.amazonaws.com",
+            "UpdateFunctionConfiguration",
+            arn("lambda", "function:pricing"),
+            PRICING,
+            role("AWSReservedSSO_Developer_2b7f0e", "tomas.r"),
+            "Environment variable PRICE_CACHE_TTL_SECONDS changed 60 -> 300",
+        ),
+        change(
+            rng,
+            "2026-10-13T19:05:33Z",
+            "DEPLOYMENT",
+            "ecs.amazonaws.com",
+            "UpdateService",
+            arn("ecs", "service/quickbite-prod/menu"),
+            MENU,
+            ci,
+            "Service menu updated to task definition menu:131 (image menu:1.84.0); rolling "
+            "deployment, desired count 4",
+        ),
+        change(
+            rng,
+            "2026-10-14T02:10:05Z",
+            "INFRASTRUCTURE",
+            "rds.amazonaws.com",
+            "ModifyDBCluster",
+            arn("rds", "cluster:quickbite-aurora"),
+            ACCOUNTS_DB,
+            role("terraform-apply", "tf-run-902"),
+            "DB cluster parameter group changed to quickbite-aurora-pg15-v3 "
+            "(max_connections 800), applied in the maintenance window",
+        ),
+        change(
+            rng,
+            "2026-10-14T07:39:12Z",
+            "DEPLOYMENT",
+            "ecs.amazonaws.com",
+            "UpdateService",
+            arn("ecs", "service/quickbite-prod/search"),
+            SEARCH,
+            ci,
+            "Service search updated to task definition search:57 (image search:3.12.0, new "
+            "ranking model); rolling deployment, desired count 4",
+        ),
+        change(
+            rng,
+            "2026-10-14T08:47:51Z",
+            "CONFIG",
+            "ssm.amazonaws.com",
+            "PutParameter",
+            arn("ssm", "parameter/quickbite/prod/frontend/image-cdn-host"),
+            FRONTEND,
+            role("AWSReservedSSO_Developer_2b7f0e", "amira.k"),
+            "Parameter /quickbite/prod/frontend/image-cdn-host updated to version 4 "
+            "(img2.quickbite.example)",
+        ),
     )
 
 
 def throttling_incidents() -> tuple[JsonDict, ...]:
     return (
         past_incident(
-            ("INC-2026-0233", FRONTEND, "SEV2", "2026-05-22T11:48:00Z",
-             "Order placement failures during lunchtime promotion"),
-            ["frontend p99 latency above 2 s", "frontend availability down to 97%",
-             "orders-api 503 on CreateOrder",
-             "ProvisionedThroughputExceededException in orders-api logs",
-             "ThrottledRequests on the Orders table"],
+            (
+                "INC-2026-0233",
+                FRONTEND,
+                "SEV2",
+                "2026-05-22T11:48:00Z",
+                "Order placement failures during lunchtime promotion",
+            ),
+            [
+                "frontend p99 latency above 2 s",
+                "frontend availability down to 97%",
+                "orders-api 503 on CreateOrder",
+                "ProvisionedThroughputExceededException in orders-api logs",
+                "ThrottledRequests on the Orders table",
+            ],
             cause(ORDERS_TABLE, "CAPACITY"),
-            ("MITIGATION", "A promotion doubled order writes; the Orders table hit its "
-             "provisioned write capacity and auto scaling was capped at the same value.",
-             ["Raised provisioned WCU from 40 to 120", "Raised the auto scaling maximum",
-              "Asked marketing to announce pushes to the on-call channel"], 38)),
+            (
+                "MITIGATION",
+                "A promotion doubled order writes; the Orders table hit its "
+                "provisioned write capacity and auto scaling was capped at the same value.",
+                [
+                    "Raised provisioned WCU from 40 to 120",
+                    "Raised the auto scaling maximum",
+                    "Asked marketing to announce pushes to the on-call channel",
+                ],
+                38,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0291", FRONTEND, "SEV3", "2026-06-30T18:10:00Z",
-             "Slow search results after search release"),
+            (
+                "INC-2026-0291",
+                FRONTEND,
+                "SEV3",
+                "2026-06-30T18:10:00Z",
+                "Slow search results after search release",
+            ),
             ["frontend p99 latency up", "search p99 latency 3x", "no errors"],
             cause(SEARCH, "DEPLOYMENT", "ranking model"),
-            ("ROLLBACK", "The new ranking model ran a script query per hit.",
-             ["Rolled back search to the previous task definition"], 41)),
+            (
+                "ROLLBACK",
+                "The new ranking model ran a script query per hit.",
+                ["Rolled back search to the previous task definition"],
+                41,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0310", ORDERS_API, "SEV2", "2026-07-09T12:31:00Z",
-             "CreateOrder 500 after orders-api deployment"),
-            ["orders-api 5xx on CreateOrder", "frontend POST /orders errors",
-             "JsonMappingException in orders-api logs"],
+            (
+                "INC-2026-0310",
+                ORDERS_API,
+                "SEV2",
+                "2026-07-09T12:31:00Z",
+                "CreateOrder 500 after orders-api deployment",
+            ),
+            [
+                "orders-api 5xx on CreateOrder",
+                "frontend POST /orders errors",
+                "JsonMappingException in orders-api logs",
+            ],
             cause(ORDERS_API, "DEPLOYMENT", "orders-api"),
-            ("ROLLBACK", "A new field broke request deserialisation for older app versions.",
-             ["Rolled back orders-api", "Made the field optional"], 24)),
+            (
+                "ROLLBACK",
+                "A new field broke request deserialisation for older app versions.",
+                ["Rolled back orders-api", "Made the field optional"],
+                24,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0342", ACCOUNTS, "SEV3", "2026-07-28T20:02:00Z",
-             "Login failures: accounts database connections exhausted"),
+            (
+                "INC-2026-0342",
+                ACCOUNTS,
+                "SEV3",
+                "2026-07-28T20:02:00Z",
+                "Login failures: accounts database connections exhausted",
+            ),
             ["accounts 5xx", "too many connections from Aurora", "frontend login errors"],
             cause(ACCOUNTS_DB, "CAPACITY"),
-            ("MITIGATION", "A connection leak after pool resize exhausted Aurora connections.",
-             ["Restarted accounts tasks", "Lowered pool size per task"], 33)),
+            (
+                "MITIGATION",
+                "A connection leak after pool resize exhausted Aurora connections.",
+                ["Restarted accounts tasks", "Lowered pool size per task"],
+                33,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0358", ORDERS_API, "SEV3", "2026-08-15T12:20:00Z",
-             "Pricing Lambda throttled at concurrency limit"),
-            ["orders-api latency up", "TooManyRequestsException: Rate Exceeded from Lambda",
-             "pricing Throttles metric above zero"],
+            (
+                "INC-2026-0358",
+                ORDERS_API,
+                "SEV3",
+                "2026-08-15T12:20:00Z",
+                "Pricing Lambda throttled at concurrency limit",
+            ),
+            [
+                "orders-api latency up",
+                "TooManyRequestsException: Rate Exceeded from Lambda",
+                "pricing Throttles metric above zero",
+            ],
             cause(PRICING, "CAPACITY", "reserved concurrency"),
-            ("MITIGATION", "Reserved concurrency of 50 was too low for the lunch peak.",
-             ["Raised reserved concurrency to 200"], 19)),
+            (
+                "MITIGATION",
+                "Reserved concurrency of 50 was too low for the lunch peak.",
+                ["Raised reserved concurrency to 200"],
+                19,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0377", MENU, "SEV3", "2026-08-29T18:44:00Z",
-             "Menu pages slow: hot partition in Menu table"),
-            ["menu p99 latency up", "ThrottledRequests on Menu table for one restaurant",
-             "frontend menu pages slow"],
+            (
+                "INC-2026-0377",
+                MENU,
+                "SEV3",
+                "2026-08-29T18:44:00Z",
+                "Menu pages slow: hot partition in Menu table",
+            ),
+            [
+                "menu p99 latency up",
+                "ThrottledRequests on Menu table for one restaurant",
+                "frontend menu pages slow",
+            ],
             cause(MENU_TABLE, "CAPACITY"),
-            ("MITIGATION", "A viral restaurant concentrated reads on one key.",
-             ["Enabled the menu cache for that restaurant", "Switched Menu to on-demand"], 52)),
+            (
+                "MITIGATION",
+                "A viral restaurant concentrated reads on one key.",
+                ["Enabled the menu cache for that restaurant", "Switched Menu to on-demand"],
+                52,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0402", ORDERS_API, "SEV4", "2026-09-12T09:05:00Z",
-             "Courier notifications delayed: SNS delivery failures"),
+            (
+                "INC-2026-0402",
+                ORDERS_API,
+                "SEV4",
+                "2026-09-12T09:05:00Z",
+                "Courier notifications delayed: SNS delivery failures",
+            ),
             ["order-events delivery failures", "courier webhook 502"],
             cause(ORDER_EVENTS, "DEPENDENCY", "courier webhook"),
-            ("NO_ACTION", "The courier partner's webhook was down; SNS retried.",
-             ["Contacted the partner"], 70)),
+            (
+                "NO_ACTION",
+                "The courier partner's webhook was down; SNS retried.",
+                ["Contacted the partner"],
+                70,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0419", FRONTEND, "SEV3", "2026-09-25T15:15:00Z",
-             "frontend tasks restarting: memory leak"),
+            (
+                "INC-2026-0419",
+                FRONTEND,
+                "SEV3",
+                "2026-09-25T15:15:00Z",
+                "frontend tasks restarting: memory leak",
+            ),
             ["frontend 5xx spikes every 40 minutes", "frontend memory at 100%"],
             cause(FRONTEND, "CODE_DEFECT", "image resize cache"),
-            ("FIX_FORWARD", "An unbounded image cache leaked memory.",
-             ["Bounded the cache", "Deployed frontend 5.2.1"], 120)),
+            (
+                "FIX_FORWARD",
+                "An unbounded image cache leaked memory.",
+                ["Bounded the cache", "Deployed frontend 5.2.1"],
+                120,
+            ),
+        ),
     )
 
 
 def throttling_knowledge() -> tuple[str, ...]:
     return (
-        doc("rb-dynamodb-write-throttling", "RUNBOOK", (ORDERS_TABLE, ORDERS_API), "2026-06-05", """
+        doc(
+            "rb-dynamodb-write-throttling",
+            "RUNBOOK",
+            (ORDERS_TABLE, ORDERS_API),
+            "2026-06-05",
+            """
 # Runbook: DynamoDB write throttling on the Orders table
 
 ## Symptoms
@@ -1416,9 +1999,14 @@ auto scaling has reached its maximum.
 ## Mitigation
 Raise provisioned write capacity (UpdateTable) or switch the table to on-demand. Raise the auto
 scaling maximum. Do not restart orders-api: it is a victim, restarts drop in-flight orders.
-"""),
-        doc("pm-2026-0233-orders-throttling", "POSTMORTEM", (ORDERS_TABLE, ORDERS_API, FRONTEND),
-            "2026-05-29", """
+""",
+        ),
+        doc(
+            "pm-2026-0233-orders-throttling",
+            "POSTMORTEM",
+            (ORDERS_TABLE, ORDERS_API, FRONTEND),
+            "2026-05-29",
+            """
 # Postmortem INC-2026-0233: order failures during the lunchtime promotion
 
 ## Summary
@@ -1434,8 +2022,14 @@ Capacity planning did not include promotions; auto scaling reacts in minutes, a 
 
 ## Lessons
 Alert on the table's ThrottledRequests, not only on the frontend. Pre-scale before pushes.
-"""),
-        doc("pb-frontend-latency", "PLAYBOOK", (FRONTEND, SEARCH, MENU, ACCOUNTS), "2026-07-15", """
+""",
+        ),
+        doc(
+            "pb-frontend-latency",
+            "PLAYBOOK",
+            (FRONTEND, SEARCH, MENU, ACCOUNTS),
+            "2026-07-15",
+            """
 # Playbook: frontend latency alarm
 
 ## First steps
@@ -1445,8 +2039,14 @@ logs and traces, then follow the slow spans to the service that spends the time.
 ## Known causes
 Search releases (see INC-2026-0291), the Menu table hot partition, accounts database connection
 exhaustion, Orders table throttling during promotions.
-"""),
-        doc("rb-lambda-concurrency", "RUNBOOK", (PRICING,), "2026-08-20", """
+""",
+        ),
+        doc(
+            "rb-lambda-concurrency",
+            "RUNBOOK",
+            (PRICING,),
+            "2026-08-20",
+            """
 # Runbook: Lambda throttling (pricing)
 
 ## Symptoms
@@ -1455,7 +2055,8 @@ metric above zero.
 
 ## Mitigation
 Raise the function's reserved concurrency; check the account concurrency limit.
-"""),
+""",
+        ),
     )
 
 
@@ -1469,24 +2070,47 @@ def throttling_alarm(scenario: Scenario, metrics: Metrics) -> JsonDict:
     points = ", ".join(f"{v:.3f} ({t:%d/%m/%y %H:%M:%S})" for t, v in last if v is not None)
     name = "frontend-availability-low"
     return {
-        "version": "0", "id": uuid4(random.Random("dynamodb-throttling:event")),
-        "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
-        "account": ACCOUNT, "time": iso(fired), "region": REGION,
+        "version": "0",
+        "id": uuid4(random.Random("dynamodb-throttling:event")),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT,
+        "time": iso(fired),
+        "region": REGION,
         "resources": [arn("cloudwatch", f"alarm:{name}")],
         "detail": {
             "alarmName": name,
-            "state": {"value": "ALARM", "timestamp": alarm_time(fired), "reason": (
-                f"Threshold Crossed: 3 out of the last 3 datapoints [{points}] were less than the "
-                f"threshold ({threshold}) (minimum 3 datapoints for OK -> ALARM transition).")},
-            "previousState": {"value": "OK", "timestamp": "2026-10-13T22:04:00.000+0000",
-                              "reason": "Threshold Crossed: 3 out of the last 3 datapoints were "
-                                        f"not less than the threshold ({threshold})."},
+            "state": {
+                "value": "ALARM",
+                "timestamp": alarm_time(fired),
+                "reason": (
+                    f"Threshold Crossed: 3 out of the last 3 datapoints [{points}] were less than the "
+                    f"threshold ({threshold}) (minimum 3 datapoints for OK -> ALARM transition)."
+                ),
+            },
+            "previousState": {
+                "value": "OK",
+                "timestamp": "2026-10-13T22:04:00.000+0000",
+                "reason": "Threshold Crossed: 3 out of the last 3 datapoints were "
+                f"not less than the threshold ({threshold}).",
+            },
             "configuration": {
                 "description": "frontend availability below SLO (1-minute average)",
-                "metrics": [{"id": "m1", "returnData": True, "metricStat": {
-                    "metric": {"namespace": "QuickBite/Services", "name": "availability",
-                               "dimensions": {"ServiceName": FRONTEND}},
-                    "period": 60, "stat": "Average"}}],
+                "metrics": [
+                    {
+                        "id": "m1",
+                        "returnData": True,
+                        "metricStat": {
+                            "metric": {
+                                "namespace": "QuickBite/Services",
+                                "name": "availability",
+                                "dimensions": {"ServiceName": FRONTEND},
+                            },
+                            "period": 60,
+                            "stat": "Average",
+                        },
+                    }
+                ],
             },
         },
     }
@@ -1515,43 +2139,69 @@ def dynamodb_throttling() -> Scenario:
         Svc(ORDER_EVENTS, "AWS::SNS::Topic", 380, 11, 2.6, 0.0001),
     )
     edges = (
-        (FRONTEND, ORDERS_API), (FRONTEND, MENU), (FRONTEND, ACCOUNTS), (FRONTEND, SEARCH),
-        (ORDERS_API, ORDERS_TABLE), (ORDERS_API, PRICING), (ORDERS_API, ORDER_EVENTS),
-        (PRICING, MENU_TABLE), (MENU, MENU_TABLE), (ACCOUNTS, ACCOUNTS_DB), (SEARCH, OPENSEARCH),
+        (FRONTEND, ORDERS_API),
+        (FRONTEND, MENU),
+        (FRONTEND, ACCOUNTS),
+        (FRONTEND, SEARCH),
+        (ORDERS_API, ORDERS_TABLE),
+        (ORDERS_API, PRICING),
+        (ORDERS_API, ORDER_EVENTS),
+        (PRICING, MENU_TABLE),
+        (MENU, MENU_TABLE),
+        (ACCOUNTS, ACCOUNTS_DB),
+        (SEARCH, OPENSEARCH),
     )
     seed = 20261014
     noise, faults = throttling_logs()
     return Scenario(
-        name="dynamodb-throttling", seed=seed,
+        name="dynamodb-throttling",
+        seed=seed,
         description=(
             "Food ordering platform quickbite-prod (ECS Fargate, Lambda, DynamoDB, Aurora, "
             "OpenSearch, SNS) on 2026-10-14, 06:11-09:41 UTC: 1-minute metrics per X-Ray node "
             f"plus DynamoDB capacity metrics, application logs, {SAMPLING_NOTE}, CloudTrail "
             "changes of the last 24 h, past incidents and runbooks."
         ),
-        window_start=THROTTLING_WINDOW, front=FRONTEND, services=services, edges=edges,
-        diurnal=THROTTLING_DIURNAL, failure_metric="availability",
-        effect=throttling_effect(throttle_tails(seed)), routes=throttling_routes(),
-        noise_logs=noise, fault_logs=faults,
+        window_start=THROTTLING_WINDOW,
+        front=FRONTEND,
+        services=services,
+        edges=edges,
+        diurnal=THROTTLING_DIURNAL,
+        failure_metric="availability",
+        effect=throttling_effect(throttle_tails(seed)),
+        routes=throttling_routes(),
+        noise_logs=noise,
+        fault_logs=faults,
         span_logs={
             ORDERS_API: "CreateOrder failed: ProvisionedThroughputExceededException: Rate of "
-                        "requests exceeds the allowed throughput. table=Orders attempts=3 "
-                        "request_id={rid}",
+            "requests exceeds the allowed throughput. table=Orders attempts=3 "
+            "request_id={rid}",
             FRONTEND: "POST /orders {status} after {dur}ms: orders-api unavailable "
-                      "request_id={rid}",
+            "request_id={rid}",
         },
-        span_fx=throttling_span, fail_status={ORDERS_API: 503, FRONTEND: 503},
+        span_fx=throttling_span,
+        fail_status={ORDERS_API: 503, FRONTEND: 503},
         one_off_logs=(
-            OneOff(-91.7, SEARCH, "INFO", "starting search 3.12.0 (task definition search:57), "
-                                          "loading ranking model rm-2026-10-12"),
+            OneOff(
+                -91.7,
+                SEARCH,
+                "INFO",
+                "starting search 3.12.0 (task definition search:57), "
+                "loading ranking model rm-2026-10-12",
+            ),
             OneOff(-91.2, SEARCH, "INFO", "ranking model loaded in 31.4s, warming caches"),
         ),
         extra_series=throttling_series,
-        extra_directions={"ThrottledRequests": "up", "ConsumedWriteCapacityUnits": "both",
-                          "ProvisionedWriteCapacityUnits": "both"},
+        extra_directions={
+            "ThrottledRequests": "up",
+            "ConsumedWriteCapacityUnits": "both",
+            "ProvisionedWriteCapacityUnits": "both",
+        },
         changes=throttling_changes(random.Random("dynamodb-throttling:changes")),
-        incidents=throttling_incidents(), knowledge=throttling_knowledge(),
-        event=throttling_alarm, expected={"service": ORDERS_TABLE},
+        incidents=throttling_incidents(),
+        knowledge=throttling_knowledge(),
+        event=throttling_alarm,
+        expected={"service": ORDERS_TABLE},
     )
 
 
@@ -1589,18 +2239,27 @@ def slow_dependency_effect(name: str, minute: float) -> Effect:
     # In the precursor about 3% of calls are slow: the p99 of the provider and of its
     # one-call-per-request callers moves, means barely do, the frontend's p99 does not.
     if name == PSP:
-        return Effect(avg_add=2050 * sev + 45 * early, p99_add=3700 * sev + 1400 * early,
-                      fail=timeouts)
+        return Effect(
+            avg_add=2050 * sev + 45 * early, p99_add=3700 * sev + 1400 * early, fail=timeouts
+        )
     if name == PAYMENTS:
         # Threads wait on the provider: inclusive latency rises, CPU dips slightly.
-        return Effect(avg_add=2050 * sev + 45 * early, p99_add=3850 * sev + 1300 * early,
-                      fail=timeouts, cpu_add=-4 * sev)
+        return Effect(
+            avg_add=2050 * sev + 45 * early,
+            p99_add=3850 * sev + 1300 * early,
+            fail=timeouts,
+            cpu_add=-4 * sev,
+        )
     if name == TICKET_CHECKOUT:
-        return Effect(avg_add=2040 * sev + 45 * early, p99_add=3800 * sev + 1200 * early,
-                      fail=0.96 * timeouts)
+        return Effect(
+            avg_add=2040 * sev + 45 * early, p99_add=3800 * sev + 1200 * early, fail=0.96 * timeouts
+        )
     if name == WEB:
-        return Effect(avg_add=WEB_CHECKOUT_SHARE * 2040 * sev, p99_add=2900 * sev**1.5,
-                      fail=WEB_CHECKOUT_SHARE * 0.96 * timeouts)
+        return Effect(
+            avg_add=WEB_CHECKOUT_SHARE * 2040 * sev,
+            p99_add=2900 * sev**1.5,
+            fail=WEB_CHECKOUT_SHARE * 0.96 * timeouts,
+        )
     if name == EVENTS and 4 <= minute < 8:
         return Effect(cpu_add=24.0, avg_add=3.0, p99_add=25.0)  # cache rebuild
     if name == EVENTS_DB and -100 <= minute < -98:
@@ -1619,25 +2278,58 @@ def slow_dependency_span(call: Call, minute: float, rng: random.Random) -> SpanF
 
 
 def slow_dependency_routes() -> tuple[tuple[float, Call], ...]:
-    browse = Call(WEB, "GET /events", 16, (
-        Call(EVENTS, "ListEvents", 12, (Call(EVENTS_DB, "SELECT events", 3.5),)),))
-    detail = Call(WEB, "GET /events/{id}", 14, (
-        Call(EVENTS, "GetEvent", 9, (Call(EVENTS_DB, "SELECT event", 2.8),)),
-        Call(SEATS, "GetSeatMap", 10, (Call(RESERVATIONS, "Query", 5, jitter=0.2),)),
-    ))
+    browse = Call(
+        WEB,
+        "GET /events",
+        16,
+        (Call(EVENTS, "ListEvents", 12, (Call(EVENTS_DB, "SELECT events", 3.5),)),),
+    )
+    detail = Call(
+        WEB,
+        "GET /events/{id}",
+        14,
+        (
+            Call(EVENTS, "GetEvent", 9, (Call(EVENTS_DB, "SELECT event", 2.8),)),
+            Call(SEATS, "GetSeatMap", 10, (Call(RESERVATIONS, "Query", 5, jitter=0.2),)),
+        ),
+    )
     profile = Call(WEB, "GET /me", 10, (Call(PROFILE, "Invoke", 17),))
-    hold = Call(WEB, "POST /holds", 12, (
-        Call(SEATS, "HoldSeats", 9, (Call(RESERVATIONS, "TransactWriteItems", 8.5),)),))
-    checkout = Call(WEB, "POST /checkout", 18, (
-        Call(TICKET_CHECKOUT, "PlaceOrder", 40, (
-            Call(SEATS, "ConfirmHold", 8, (Call(RESERVATIONS, "UpdateItem", 5.5, jitter=0.2),)),
-            Call(PAYMENTS, "AuthorizePayment", 44, (
-                Call(FRAUD, "Invoke", 34),
-                Call(PSP, "POST /v1/payment_intents", 235, jitter=0.12),
-            )),
-            Call(NOTIFICATIONS, "SendMessage", 8),
-        )),
-    ))
+    hold = Call(
+        WEB,
+        "POST /holds",
+        12,
+        (Call(SEATS, "HoldSeats", 9, (Call(RESERVATIONS, "TransactWriteItems", 8.5),)),),
+    )
+    checkout = Call(
+        WEB,
+        "POST /checkout",
+        18,
+        (
+            Call(
+                TICKET_CHECKOUT,
+                "PlaceOrder",
+                40,
+                (
+                    Call(
+                        SEATS,
+                        "ConfirmHold",
+                        8,
+                        (Call(RESERVATIONS, "UpdateItem", 5.5, jitter=0.2),),
+                    ),
+                    Call(
+                        PAYMENTS,
+                        "AuthorizePayment",
+                        44,
+                        (
+                            Call(FRAUD, "Invoke", 34),
+                            Call(PSP, "POST /v1/payment_intents", 235, jitter=0.12),
+                        ),
+                    ),
+                    Call(NOTIFICATIONS, "SendMessage", 8),
+                ),
+            ),
+        ),
+    )
     return ((0.28, browse), (0.2, detail), (0.11, profile), (0.11, hold), (0.3, checkout))
 
 
@@ -1645,8 +2337,11 @@ def slow_dependency_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tupl
     cities = "boston.chicago.denver.austin.seattle.miami"
     noise = {
         WEB: (
-            ("INFO", f"GET /events?city={{pick:{cities}}}&page={{int:1-9}} 200 {{ms:60}}ms "
-                     "request_id={rid}"),
+            (
+                "INFO",
+                f"GET /events?city={{pick:{cities}}}&page={{int:1-9}} 200 {{ms:60}}ms "
+                "request_id={rid}",
+            ),
             ("INFO", "GET /events/evt-{int:10000-99999} 200 {ms:50}ms request_id={rid}"),
             ("INFO", "POST /holds 201 {ms:40}ms hold=h-{hex} seats={int:1-6}"),
         ),
@@ -1655,18 +2350,21 @@ def slow_dependency_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tupl
             ("INFO", "GetEvent evt-{int:10000-99999} cache=hit {ms:3}ms"),
         ),
         SEATS: (
-            ("INFO", "HoldSeats event=evt-{int:10000-99999} seats={seat},{seat} hold=h-{hex} "
-                     "ttl=600s"),
+            (
+                "INFO",
+                "HoldSeats event=evt-{int:10000-99999} seats={seat},{seat} hold=h-{hex} ttl=600s",
+            ),
             ("INFO", "released {int:0-30} expired holds"),
         ),
         TICKET_CHECKOUT: (
-            ("INFO", "order placed order={order} event=evt-{int:10000-99999} "
-                     "tickets={int:1-6} total={amount:120} USD request_id={rid}"),
+            (
+                "INFO",
+                "order placed order={order} event=evt-{int:10000-99999} "
+                "tickets={int:1-6} total={amount:120} USD request_id={rid}",
+            ),
             ("INFO", "confirmation queued order={order} channel={pick:email.email.sms}"),
         ),
-        PROFILE: (
-            ("INFO", lambda_report(17, 256, "71-84")),
-        ),
+        PROFILE: (("INFO", lambda_report(17, 256, "71-84")),),
         PAYMENTS: (
             ("INFO", "payment authorized intent={pi} amount={amount:120} USD provider=example-psp"),
             ("INFO", "fraud score {score} for intent={pi} decision=allow"),
@@ -1678,35 +2376,66 @@ def slow_dependency_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tupl
     }
     endpoint = "POST https://payments.example-psp.com/v1/payment_intents"
     faults = (
-        FaultLog(PAYMENTS, "WARN", (
-            f"slow PSP response intent={{pi}} latency_ms={{int:2600-4900}} endpoint={endpoint}",
-        ), lambda m: 9.0 * psp_severity(m) ** 2),
-        FaultLog(PAYMENTS, "WARN", (
-            f"slow PSP response intent={{pi}} latency_ms={{int:1500-2400}} endpoint={endpoint}",
-        ), lambda m: 1.5 * psp_precursor(m) + 4.0 * psp_severity(m) * (1 - psp_severity(m))),
-        FaultLog(PAYMENTS, "ERROR", (
-            "PSP request timed out after 5000 ms intent={pi} attempt=1: java.net."
-            f"SocketTimeoutException: Read timed out ({endpoint})",
-        ), lambda m: 3.0 * psp_severity(m) ** 2),
-        FaultLog(TICKET_CHECKOUT, "WARN", (
-            "PlaceOrder slow order={order} {split:2600-4900}",
-        ), lambda m: 5.0 * psp_severity(m) ** 2),
-        FaultLog(TICKET_CHECKOUT, "ERROR", (
-            "PlaceOrder failed order={order}: payment-service returned 504 Gateway Timeout after "
-            "{int:5010-5090}ms; hold h-{hex} kept until expiry",
-        ), lambda m: 2.5 * psp_severity(m) ** 2),
-        FaultLog(WEB, "WARN", (
-            "slow request POST /checkout took {int:2900-5200}ms request_id={rid}",
-        ), lambda m: 4.0 * psp_severity(m) ** 2),
-        FaultLog(WEB, "ERROR", (
-            "POST /checkout 502 {int:5030-5160}ms upstream=checkout request_id={rid}",
-        ), lambda m: 2.0 * psp_severity(m) ** 2),
-        FaultLog(EVENTS, "WARN", (
-            f"slow query ListEvents city={{pick:{cities}}} took {{int:600-1500}}ms",
-        ), lambda m: 0.03),
-        FaultLog(SEATS, "WARN", (
-            "ConditionalCheckFailedException on hold h-{hex}: seat {seat} already held",
-        ), lambda m: 0.05),
+        FaultLog(
+            PAYMENTS,
+            "WARN",
+            (f"slow PSP response intent={{pi}} latency_ms={{int:2600-4900}} endpoint={endpoint}",),
+            lambda m: 9.0 * psp_severity(m) ** 2,
+        ),
+        FaultLog(
+            PAYMENTS,
+            "WARN",
+            (f"slow PSP response intent={{pi}} latency_ms={{int:1500-2400}} endpoint={endpoint}",),
+            lambda m: 1.5 * psp_precursor(m) + 4.0 * psp_severity(m) * (1 - psp_severity(m)),
+        ),
+        FaultLog(
+            PAYMENTS,
+            "ERROR",
+            (
+                "PSP request timed out after 5000 ms intent={pi} attempt=1: java.net."
+                f"SocketTimeoutException: Read timed out ({endpoint})",
+            ),
+            lambda m: 3.0 * psp_severity(m) ** 2,
+        ),
+        FaultLog(
+            TICKET_CHECKOUT,
+            "WARN",
+            ("PlaceOrder slow order={order} {split:2600-4900}",),
+            lambda m: 5.0 * psp_severity(m) ** 2,
+        ),
+        FaultLog(
+            TICKET_CHECKOUT,
+            "ERROR",
+            (
+                "PlaceOrder failed order={order}: payment-service returned 504 Gateway Timeout after "
+                "{int:5010-5090}ms; hold h-{hex} kept until expiry",
+            ),
+            lambda m: 2.5 * psp_severity(m) ** 2,
+        ),
+        FaultLog(
+            WEB,
+            "WARN",
+            ("slow request POST /checkout took {int:2900-5200}ms request_id={rid}",),
+            lambda m: 4.0 * psp_severity(m) ** 2,
+        ),
+        FaultLog(
+            WEB,
+            "ERROR",
+            ("POST /checkout 502 {int:5030-5160}ms upstream=checkout request_id={rid}",),
+            lambda m: 2.0 * psp_severity(m) ** 2,
+        ),
+        FaultLog(
+            EVENTS,
+            "WARN",
+            (f"slow query ListEvents city={{pick:{cities}}} took {{int:600-1500}}ms",),
+            lambda m: 0.03,
+        ),
+        FaultLog(
+            SEATS,
+            "WARN",
+            ("ConditionalCheckFailedException on hold h-{hex}: seat {seat} already held",),
+            lambda m: 0.05,
+        ),
         FaultLog(PROFILE, "ERROR", ("profile not found user={user}",), lambda m: 0.01),
     )
     return noise, faults
@@ -1715,100 +2444,237 @@ def slow_dependency_logs() -> tuple[dict[str, tuple[tuple[str, str], ...]], tupl
 def slow_dependency_changes(rng: random.Random) -> tuple[JsonDict, ...]:
     ci = role("ticketing-ci", "build-7310")
     return (
-        change(rng, "2026-11-02T22:30:18Z", "DEPLOYMENT", "ecs.amazonaws.com", "UpdateService",
-               arn("ecs", "service/ticketing-prod/seat-reservation"), SEATS, ci,
-               "Service seat-reservation updated to task definition seat-reservation:77; rolling "
-               "deployment, desired count 4"),
-        change(rng, "2026-11-03T10:05:47Z", "DEPLOYMENT", "lambda.amazonaws.com",
-               "UpdateFunctionCode", arn("lambda", "function:user-profile"), PROFILE, ci,
-               "Function code updated (CodeSha256 Hk3n0Pq7rTz1vB8xW2yD5fG9jL4mN6cQ0sA3eU7iO1k=); "
-               "commit 91bd02e \"add preferred venues to profile\""),
-        change(rng, "2026-11-03T12:41:09Z", "CONFIG", "lambda.amazonaws.com",
-               "UpdateFunctionConfiguration", arn("lambda", "function:fraud-check"), FRAUD,
-               role("AWSReservedSSO_Developer_8d2e11", "sam.o"), "MemorySize 512 -> 1024 MB"),
-        change(rng, "2026-11-03T14:50:02Z", "DEPLOYMENT", "ecs.amazonaws.com", "UpdateService",
-               arn("ecs", "service/ticketing-prod/ticketing-web"), WEB, ci,
-               "Service ticketing-web updated to task definition ticketing-web:203 (image "
-               "ticketing-web:2026.11.03-1); rolling deployment, desired count 8"),
-        change(rng, "2026-11-03T16:00:14Z", "CONFIG", "ssm.amazonaws.com", "PutParameter",
-               arn("ssm", "parameter/ticketing/prod/events-catalog/search-page-size"), EVENTS,
-               role("AWSReservedSSO_Developer_8d2e11", "li.chen"),
-               "Parameter /ticketing/prod/events-catalog/search-page-size updated to version 3 "
-               "(value 100, was 50)"),
+        change(
+            rng,
+            "2026-11-02T22:30:18Z",
+            "DEPLOYMENT",
+            "ecs.amazonaws.com",
+            "UpdateService",
+            arn("ecs", "service/ticketing-prod/seat-reservation"),
+            SEATS,
+            ci,
+            "Service seat-reservation updated to task definition seat-reservation:77; rolling "
+            "deployment, desired count 4",
+        ),
+        change(
+            rng,
+            "2026-11-03T10:05:47Z",
+            "DEPLOYMENT",
+            "lambda.amazonaws.com",
+            "UpdateFunctionCode",
+            arn("lambda", "function:user-profile"),
+            PROFILE,
+            ci,
+            "Function code updated (CodeSha256 Hk3n0Pq7rTz1vB8xW2yD5fG9jL4mN6cQ0sA3eU7iO1k=); "
+            'commit 91bd02e "add preferred venues to profile"',
+        ),
+        change(
+            rng,
+            "2026-11-03T12:41:09Z",
+            "CONFIG",
+            "lambda.amazonaws.com",
+            "UpdateFunctionConfiguration",
+            arn("lambda", "function:fraud-check"),
+            FRAUD,
+            role("AWSReservedSSO_Developer_8d2e11", "sam.o"),
+            "MemorySize 512 -> 1024 MB",
+        ),
+        change(
+            rng,
+            "2026-11-03T14:50:02Z",
+            "DEPLOYMENT",
+            "ecs.amazonaws.com",
+            "UpdateService",
+            arn("ecs", "service/ticketing-prod/ticketing-web"),
+            WEB,
+            ci,
+            "Service ticketing-web updated to task definition ticketing-web:203 (image "
+            "ticketing-web:2026.11.03-1); rolling deployment, desired count 8",
+        ),
+        change(
+            rng,
+            "2026-11-03T16:00:14Z",
+            "CONFIG",
+            "ssm.amazonaws.com",
+            "PutParameter",
+            arn("ssm", "parameter/ticketing/prod/events-catalog/search-page-size"),
+            EVENTS,
+            role("AWSReservedSSO_Developer_8d2e11", "li.chen"),
+            "Parameter /ticketing/prod/events-catalog/search-page-size updated to version 3 "
+            "(value 100, was 50)",
+        ),
     )
 
 
 def slow_dependency_incidents() -> tuple[JsonDict, ...]:
     return (
         past_incident(
-            ("INC-2026-0188", WEB, "SEV2", "2026-03-21T19:12:00Z",
-             "Checkout slow: example-psp degraded"),
-            ["ticketing-web p99 latency above 3 s", "checkout p99 latency above 4 s",
-             "payment-service latency up while its CPU is "
-             "normal", "PSP request timeouts in payment-service logs",
-             "example-psp status page reported elevated latency"],
+            (
+                "INC-2026-0188",
+                WEB,
+                "SEV2",
+                "2026-03-21T19:12:00Z",
+                "Checkout slow: example-psp degraded",
+            ),
+            [
+                "ticketing-web p99 latency above 3 s",
+                "checkout p99 latency above 4 s",
+                "payment-service latency up while its CPU is normal",
+                "PSP request timeouts in payment-service logs",
+                "example-psp status page reported elevated latency",
+            ],
             cause(PSP, "DEPENDENCY"),
-            ("MITIGATION", "The payment provider had a regional degradation.",
-             ["Routed card payments to the backup provider with flag payments.provider="
-              "backup-psp", "Followed the provider's status page",
-              "Switched back after the provider recovered"], 52)),
+            (
+                "MITIGATION",
+                "The payment provider had a regional degradation.",
+                [
+                    "Routed card payments to the backup provider with flag payments.provider="
+                    "backup-psp",
+                    "Followed the provider's status page",
+                    "Switched back after the provider recovered",
+                ],
+                52,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0247", TICKET_CHECKOUT, "SEV2", "2026-05-02T20:40:00Z",
-             "Payment timeouts: payment-service thread pool exhausted after release"),
-            ["payment-service p99 latency 5 s", "checkout 502", "RejectedExecutionException "
-             "in payment-service logs", "PSP latency normal"],
+            (
+                "INC-2026-0247",
+                TICKET_CHECKOUT,
+                "SEV2",
+                "2026-05-02T20:40:00Z",
+                "Payment timeouts: payment-service thread pool exhausted after release",
+            ),
+            [
+                "payment-service p99 latency 5 s",
+                "checkout 502",
+                "RejectedExecutionException in payment-service logs",
+                "PSP latency normal",
+            ],
             cause(PAYMENTS, "DEPLOYMENT", "http client pool"),
-            ("ROLLBACK", "A release shrank the HTTP client pool from 200 to 20 connections.",
-             ["Rolled back payment-service", "Added an alarm on pool wait time"], 36)),
+            (
+                "ROLLBACK",
+                "A release shrank the HTTP client pool from 200 to 20 connections.",
+                ["Rolled back payment-service", "Added an alarm on pool wait time"],
+                36,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0263", PAYMENTS, "SEV3", "2026-05-19T13:05:00Z",
-             "fraud-check cold starts after configuration change"),
+            (
+                "INC-2026-0263",
+                PAYMENTS,
+                "SEV3",
+                "2026-05-19T13:05:00Z",
+                "fraud-check cold starts after configuration change",
+            ),
             ["payment-service latency up by 800 ms", "fraud-check Init Duration high"],
             cause(FRAUD, "CONFIGURATION", "memory setting"),
-            ("ROLLBACK", "Lowering memory made cold starts slow.",
-             ["Restored memory", "Enabled provisioned concurrency"], 28)),
+            (
+                "ROLLBACK",
+                "Lowering memory made cold starts slow.",
+                ["Restored memory", "Enabled provisioned concurrency"],
+                28,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0301", EVENTS, "SEV3", "2026-06-14T18:30:00Z",
-             "Event listings slow: missing index after migration"),
+            (
+                "INC-2026-0301",
+                EVENTS,
+                "SEV3",
+                "2026-06-14T18:30:00Z",
+                "Event listings slow: missing index after migration",
+            ),
             ["events-catalog p99 latency 2 s", "slow query logs on events database"],
             cause(EVENTS_DB, "CAPACITY", "missing index"),
-            ("FIX_FORWARD", "A migration dropped an index on events(city, date).",
-             ["Recreated the index"], 44)),
+            (
+                "FIX_FORWARD",
+                "A migration dropped an index on events(city, date).",
+                ["Recreated the index"],
+                44,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0322", SEATS, "SEV2", "2026-07-08T15:00:00Z",
-             "Seat holds failing at on-sale start"),
-            ["seat-reservation 5xx", "ThrottledRequests on Reservations table",
-             "ConditionalCheckFailedException storm"],
+            (
+                "INC-2026-0322",
+                SEATS,
+                "SEV2",
+                "2026-07-08T15:00:00Z",
+                "Seat holds failing at on-sale start",
+            ),
+            [
+                "seat-reservation 5xx",
+                "ThrottledRequests on Reservations table",
+                "ConditionalCheckFailedException storm",
+            ],
             cause(RESERVATIONS, "CAPACITY"),
-            ("MITIGATION", "A popular on-sale exceeded the table's capacity.",
-             ["Switched Reservations to on-demand"], 21)),
+            (
+                "MITIGATION",
+                "A popular on-sale exceeded the table's capacity.",
+                ["Switched Reservations to on-demand"],
+                21,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0345", TICKET_CHECKOUT, "SEV4", "2026-08-03T07:15:00Z",
-             "Ticket e-mails delayed: notification queue backlog"),
+            (
+                "INC-2026-0345",
+                TICKET_CHECKOUT,
+                "SEV4",
+                "2026-08-03T07:15:00Z",
+                "Ticket e-mails delayed: notification queue backlog",
+            ),
             ["ApproximateAgeOfOldestMessage above 30 min on ticket-notifications"],
             cause(NOTIFICATIONS, "DEPENDENCY", "mail consumer"),
-            ("MITIGATION", "The mail consumer was stuck on a poison message.",
-             ["Moved the message to the DLQ", "Restarted the consumer"], 65)),
+            (
+                "MITIGATION",
+                "The mail consumer was stuck on a poison message.",
+                ["Moved the message to the DLQ", "Restarted the consumer"],
+                65,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0360", WEB, "SEV2", "2026-09-10T17:25:00Z",
-             "ticketing-web 5xx after release"),
+            (
+                "INC-2026-0360",
+                WEB,
+                "SEV2",
+                "2026-09-10T17:25:00Z",
+                "ticketing-web 5xx after release",
+            ),
             ["ticketing-web 5xx on all routes", "errors began right after a deployment"],
             cause(WEB, "DEPLOYMENT", "ticketing-web"),
-            ("ROLLBACK", "A missing environment variable crashed the session middleware.",
-             ["Rolled back ticketing-web"], 18)),
+            (
+                "ROLLBACK",
+                "A missing environment variable crashed the session middleware.",
+                ["Rolled back ticketing-web"],
+                18,
+            ),
+        ),
         past_incident(
-            ("INC-2026-0371", WEB, "SEV4", "2026-10-01T12:00:00Z",
-             "Profile page errors: user-profile throttled"),
+            (
+                "INC-2026-0371",
+                WEB,
+                "SEV4",
+                "2026-10-01T12:00:00Z",
+                "Profile page errors: user-profile throttled",
+            ),
             ["GET /me 502", "user-profile Throttles above zero"],
             cause(PROFILE, "CAPACITY", "reserved concurrency"),
-            ("MITIGATION", "Reserved concurrency too low after a marketing e-mail.",
-             ["Raised reserved concurrency"], 15)),
+            (
+                "MITIGATION",
+                "Reserved concurrency too low after a marketing e-mail.",
+                ["Raised reserved concurrency"],
+                15,
+            ),
+        ),
     )
 
 
 def slow_dependency_knowledge() -> tuple[str, ...]:
     return (
-        doc("rb-psp-degradation", "RUNBOOK", (PSP, PAYMENTS, TICKET_CHECKOUT), "2026-04-02", """
+        doc(
+            "rb-psp-degradation",
+            "RUNBOOK",
+            (PSP, PAYMENTS, TICKET_CHECKOUT),
+            "2026-04-02",
+            """
 # Runbook: payment provider (example-psp) slow or failing
 
 ## Symptoms
@@ -1824,9 +2690,14 @@ provider's status page. If payment-service's own time is up, see pm-2026-0247 in
 ## Mitigation
 Route card payments to the backup provider (flag payments.provider=backup-psp), open a ticket
 with the provider, keep the 5000 ms timeout (raising it only piles up threads).
-"""),
-        doc("pm-2026-0247-payment-pool", "POSTMORTEM", (PAYMENTS, TICKET_CHECKOUT),
-            "2026-05-09", """
+""",
+        ),
+        doc(
+            "pm-2026-0247-payment-pool",
+            "POSTMORTEM",
+            (PAYMENTS, TICKET_CHECKOUT),
+            "2026-05-09",
+            """
 # Postmortem INC-2026-0247: payment timeouts after a payment-service release
 
 ## Summary
@@ -1840,8 +2711,14 @@ waiting inside payment-service before the call.
 ## Lessons
 Alarm on pool wait time. Compare a service's exclusive time with its outbound calls before
 blaming a dependency, and before blaming the service.
-"""),
-        doc("rb-events-catalog-config", "RUNBOOK", (EVENTS, EVENTS_DB), "2026-06-20", """
+""",
+        ),
+        doc(
+            "rb-events-catalog-config",
+            "RUNBOOK",
+            (EVENTS, EVENTS_DB),
+            "2026-06-20",
+            """
 # Runbook: events-catalog configuration changes
 
 ## Parameters
@@ -1850,9 +2727,14 @@ Changes are picked up within a minute; a cache rebuild follows and raises CPU fo
 
 ## When listings are slow
 Check the events database for slow queries and recent migrations (see INC-2026-0301).
-"""),
-        doc("arch-ticketing", "ARCHITECTURE", (WEB, EVENTS, SEATS, TICKET_CHECKOUT, PAYMENTS,
-                                               PROFILE), "2026-02-11", """
+""",
+        ),
+        doc(
+            "arch-ticketing",
+            "ARCHITECTURE",
+            (WEB, EVENTS, SEATS, TICKET_CHECKOUT, PAYMENTS, PROFILE),
+            "2026-02-11",
+            """
 # Ticketing platform architecture
 
 ## Request flow
@@ -1863,7 +2745,8 @@ user-profile Lambda function.
 checkout confirms the seat hold, asks payment-service to authorise the payment and queues the
 confirmation message. payment-service runs fraud-check (Lambda) and then calls the external
 payment provider example-psp over HTTPS with a 5000 ms timeout.
-"""),
+""",
+        ),
     )
 
 
@@ -1882,28 +2765,44 @@ def slow_dependency() -> Scenario:
         Svc(NOTIFICATIONS, "AWS::SQS::Queue", 240, 8.5, 2.5, 0.0001),
     )
     edges = (
-        (WEB, EVENTS), (WEB, SEATS), (WEB, TICKET_CHECKOUT), (WEB, PROFILE),
-        (TICKET_CHECKOUT, PAYMENTS), (TICKET_CHECKOUT, SEATS), (TICKET_CHECKOUT, NOTIFICATIONS),
-        (PAYMENTS, PSP), (PAYMENTS, FRAUD), (SEATS, RESERVATIONS), (EVENTS, EVENTS_DB),
+        (WEB, EVENTS),
+        (WEB, SEATS),
+        (WEB, TICKET_CHECKOUT),
+        (WEB, PROFILE),
+        (TICKET_CHECKOUT, PAYMENTS),
+        (TICKET_CHECKOUT, SEATS),
+        (TICKET_CHECKOUT, NOTIFICATIONS),
+        (PAYMENTS, PSP),
+        (PAYMENTS, FRAUD),
+        (SEATS, RESERVATIONS),
+        (EVENTS, EVENTS_DB),
     )
     noise, faults = slow_dependency_logs()
     ids = random.Random("slow-dependency:ids")
     return Scenario(
-        name="slow-dependency", seed=20261103,
+        name="slow-dependency",
+        seed=20261103,
         description=(
             "Event ticketing platform ticketing-prod (ECS Fargate, Lambda, DynamoDB, Aurora, SQS, "
             "an external payment provider) on 2026-11-03, 13:20-16:50 UTC: 1-minute metrics per "
             f"X-Ray node, application logs, {SAMPLING_NOTE}, CloudTrail changes of the last 24 h, "
             "past incidents and runbooks."
         ),
-        window_start=at("2026-11-03T16:20:00Z"), front=WEB, services=services, edges=edges,
-        diurnal=(19.0, 0.25), failure_metric="errors", effect=slow_dependency_effect,
-        routes=slow_dependency_routes(), noise_logs=noise, fault_logs=faults,
+        window_start=at("2026-11-03T16:20:00Z"),
+        front=WEB,
+        services=services,
+        edges=edges,
+        diurnal=(19.0, 0.25),
+        failure_metric="errors",
+        effect=slow_dependency_effect,
+        routes=slow_dependency_routes(),
+        noise_logs=noise,
+        fault_logs=faults,
         span_logs={
             PAYMENTS: "AuthorizePayment failed: PSP timeout, returning {status} after {dur}ms "
-                      "request_id={rid}",
+            "request_id={rid}",
             TICKET_CHECKOUT: "PlaceOrder failed: payment-service returned {status} after {dur}ms "
-                             "request_id={rid}",
+            "request_id={rid}",
         },
         span_fx=slow_dependency_span,
         fail_status={PAYMENTS: 504, TICKET_CHECKOUT: 502, WEB: 502},
@@ -1913,14 +2812,29 @@ def slow_dependency() -> Scenario:
             OneOff(7.8, EVENTS, "INFO", "cache rebuild finished in 214s"),
         ),
         changes=slow_dependency_changes(random.Random("slow-dependency:changes")),
-        incidents=slow_dependency_incidents(), knowledge=slow_dependency_knowledge(),
+        incidents=slow_dependency_incidents(),
+        knowledge=slow_dependency_knowledge(),
         event=lambda sc, _: incident_created(
-            sc, (uuid4(ids), "INC-2026-1103-0087", "ev-3e9a40b2"), "HIGH",
+            sc,
+            (uuid4(ids), "INC-2026-1103-0087", "ev-3e9a40b2"),
+            "HIGH",
             "ticketing-web p99 latency above 2.5 s",
-            [detection("det-lat-0087", "ticketing-web-p99-latency", "HIGH",
-                       (WEB, "latency", "p99"), at("2026-11-03T16:41:00Z")),
-             detection("det-lat-0088", "checkout-p99-latency", "MEDIUM",
-                       (TICKET_CHECKOUT, "latency", "p99"), at("2026-11-03T16:42:00Z"))],
+            [
+                detection(
+                    "det-lat-0087",
+                    "ticketing-web-p99-latency",
+                    "HIGH",
+                    (WEB, "latency", "p99"),
+                    at("2026-11-03T16:41:00Z"),
+                ),
+                detection(
+                    "det-lat-0088",
+                    "checkout-p99-latency",
+                    "MEDIUM",
+                    (TICKET_CHECKOUT, "latency", "p99"),
+                    at("2026-11-03T16:42:00Z"),
+                ),
+            ],
         ),
         expected={"service": PSP},
     )
@@ -1944,8 +2858,9 @@ def write_scenario(scenario: Scenario, root: Path) -> None:
     _write_jsonl(bundle / "traces.jsonl", spans)
     _write_json(bundle / "graph.json", _graph(scenario))
     _write_jsonl(bundle / "changes.jsonl", sorted(scenario.changes, key=lambda c: c["timestamp"]))
-    _write_jsonl(bundle / "incidents.jsonl",
-                 sorted(scenario.incidents, key=lambda i: i["opened_at"]))
+    _write_jsonl(
+        bundle / "incidents.jsonl", sorted(scenario.incidents, key=lambda i: i["opened_at"])
+    )
     for text in scenario.knowledge:
         doc_id = text.split("\n", 2)[1].removeprefix("id: ")
         (bundle / "knowledge" / f"{doc_id}.md").write_text(text, encoding="utf-8", newline="\n")
@@ -1957,7 +2872,9 @@ def _manifest(scenario: Scenario, metrics: Metrics) -> JsonDict:
     names = {metric for _, metric, _ in metrics}
     directions = {**STANDARD_DIRECTIONS, **scenario.extra_directions}
     return {
-        "format": "opx-bundle/v1", "name": scenario.name, "description": scenario.description,
+        "format": "opx-bundle/v1",
+        "name": scenario.name,
+        "description": scenario.description,
         "metric_directions": {k: v for k, v in sorted(directions.items()) if k in names},
     }
 
@@ -1977,31 +2894,47 @@ def _metrics_csv(metrics: Metrics, start: datetime) -> str:
         series = metrics[key]
         for i, value in enumerate(series.values):
             text = "" if value is None else f"{value:.{series.digits}f}"
-            writer.writerow([iso(start + timedelta(minutes=i)), series.service, series.metric,
-                             series.stat, text, series.unit])
+            writer.writerow(
+                [
+                    iso(start + timedelta(minutes=i)),
+                    series.service,
+                    series.metric,
+                    series.stat,
+                    text,
+                    series.unit,
+                ]
+            )
     return buffer.getvalue()
 
 
 def _write_json(path: Path, document: JsonDict) -> None:
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8",
-                    newline="\n")
+    path.write_text(
+        json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", newline="\n"
+    )
 
 
 def _write_jsonl(path: Path, rows: Sequence[JsonDict]) -> None:
-    text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
-                   for row in rows)
+    text = "".join(
+        json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
+    )
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
 SCENARIOS: tuple[Callable[[], Scenario], ...] = (
-    bad_deployment, dynamodb_throttling, slow_dependency,
+    bad_deployment,
+    dynamodb_throttling,
+    slow_dependency,
 )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=EXAMPLES,
-                        help="folder to write the scenario folders into (default: examples/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=EXAMPLES,
+        help="folder to write the scenario folders into (default: examples/)",
+    )
     root: Path = parser.parse_args(argv).out
     for build in SCENARIOS:
         scenario = build()

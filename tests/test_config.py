@@ -18,10 +18,14 @@ def test_defaults(tmp_path: Path) -> None:
 
 
 def test_overrides() -> None:
-    s = load_settings({
-        "OPX_DATA_DIR": "/tmp/x", "OPX_CONFIDENCE_THRESHOLD": "0.6",
-        "OPX_DEADLINE_SIGNAL_INTELLIGENCE_S": "5", "OPX_RETRY_MAX_ATTEMPTS": "2",
-    })
+    s = load_settings(
+        {
+            "OPX_DATA_DIR": "/tmp/x",
+            "OPX_CONFIDENCE_THRESHOLD": "0.6",
+            "OPX_DEADLINE_SIGNAL_INTELLIGENCE_S": "5",
+            "OPX_RETRY_MAX_ATTEMPTS": "2",
+        }
+    )
     assert str(s.data_dir) == "/tmp/x" and s.confidence_threshold == 0.6
     assert s.deadline_for("signal-intelligence") == 5.0 and s.retry_max_attempts == 2
 

@@ -62,8 +62,9 @@ def at(minutes: float) -> datetime:
 def graph(edges: Iterable[tuple[str, str]] = EDGES) -> ServiceGraph:
     pairs = list(edges)
     names = sorted({n for pair in pairs for n in pair})
-    return ServiceGraph(tuple(GraphNode(n, "service") for n in names),
-                        tuple(GraphEdge(s, t) for s, t in pairs))
+    return ServiceGraph(
+        tuple(GraphNode(n, "service") for n in names), tuple(GraphEdge(s, t) for s, t in pairs)
+    )
 
 
 def incident(
@@ -80,8 +81,9 @@ def incident(
         severity=severity,
         window_start=START,
         window_end=END,
-        evidence_bundle=EvidenceBundle(evidence_id="ev-1",
-                                       detections=[dict(d) for d in detections]),
+        evidence_bundle=EvidenceBundle(
+            evidence_id="ev-1", detections=[dict(d) for d in detections]
+        ),
         title=title,
     )
 
@@ -134,8 +136,7 @@ def metric(
             if minute >= start and (until is None or minute < until):
                 value += amount
         values.append(round(max(value, 0.0), 3))
-    return MetricSeries(service, name, stat, "None", tuple(at(m) for m in minutes),
-                        tuple(values))
+    return MetricSeries(service, name, stat, "None", tuple(at(m) for m in minutes), tuple(values))
 
 
 def healthy(*services: str) -> list[MetricSeries]:
@@ -162,8 +163,10 @@ def log_lines(
     service: str, message: str, minutes: Iterable[float], level: LogLevel = LogLevel.ERROR
 ) -> list[LogEvent]:
     """One log event of ``service`` at each of ``minutes`` (relative to the window start)."""
-    return [LogEvent(f"{service}-{level.value}-{i}", at(m), service, level, message)
-            for i, m in enumerate(minutes)]
+    return [
+        LogEvent(f"{service}-{level.value}-{i}", at(m), service, level, message)
+        for i, m in enumerate(minutes)
+    ]
 
 
 def context(
@@ -172,8 +175,9 @@ def context(
     inc: Incident | None = None,
     prior: Mapping[str, Hypothesis] | None = None,
 ) -> AgentContext:
-    return AgentContext(incident=inc or incident(), tools=tool_set or tools(),
-                        prior=dict(prior or {}))
+    return AgentContext(
+        incident=inc or incident(), tools=tool_set or tools(), prior=dict(prior or {})
+    )
 
 
 def change(
@@ -230,8 +234,14 @@ def doc(
     services: Sequence[str],
     doc_type: DocType = DocType.RUNBOOK,
 ) -> KnowledgeDoc:
-    return KnowledgeDoc(doc_id, doc_type, tuple(services), START - timedelta(days=90), title,
-                        tuple(KnowledgeSection(h, t) for h, t in sections.items()))
+    return KnowledgeDoc(
+        doc_id,
+        doc_type,
+        tuple(services),
+        START - timedelta(days=90),
+        title,
+        tuple(KnowledgeSection(h, t) for h, t in sections.items()),
+    )
 
 
 def hypothesis(
@@ -249,12 +259,14 @@ def hypothesis(
     return Hypothesis(
         agent_id=agent_id,
         status=status,
-        root_cause=None if service is None else RootCause(service=service, component=component,
-                                                          category=category),
+        root_cause=None
+        if service is None
+        else RootCause(service=service, component=component, category=category),
         description=f"{agent_id} thinks {service}",
         confidence=confidence if service is not None else 0.0,
         alternatives=[AlternativeCause(service=s, confidence=c) for s, c in alternatives],
-        recommendations=[Recommendation(type=t, description=d, risk=r)
-                         for t, d, r in recommendations],
+        recommendations=[
+            Recommendation(type=t, description=d, risk=r) for t, d, r in recommendations
+        ],
         findings=dict(findings or {}),
     )

@@ -115,8 +115,9 @@ class System:
             span_id = f"{trace}-{depth}"
             failed = failing_from is not None and depth >= failing_from
             begin = start + timedelta(milliseconds=depth)
-            self.spans.append(Span(trace, span_id, parent, service, "call", begin, duration,
-                                   fault=failed))
+            self.spans.append(
+                Span(trace, span_id, parent, service, "call", begin, duration, fault=failed)
+            )
             parent = span_id
 
     def tools(
@@ -125,10 +126,14 @@ class System:
         unavailable: dict[Source, str] | None = None,
         with_graph: bool = True,
     ) -> InMemoryTools:
-        graph = ServiceGraph(
-            tuple(GraphNode(n, "service") for n in self.all_nodes()),
-            tuple(GraphEdge(s, t) for s, t in self.edges),
-        ) if with_graph else None
+        graph = (
+            ServiceGraph(
+                tuple(GraphNode(n, "service") for n in self.all_nodes()),
+                tuple(GraphEdge(s, t) for s, t in self.edges),
+            )
+            if with_graph
+            else None
+        )
         return InMemoryTools(
             "synthetic",
             series=self.series,
@@ -171,8 +176,9 @@ def bump(size: float, profile: tuple[float, ...] = MIDDLE) -> list[float]:
 CHAIN = ["front", "orders", "pricing", "inventory", "store"]
 
 
-def chain_system(propagated: tuple[float, ...] = (100.0, 150.0, 200.0, 300.0),
-                 root_shift: float = 400.0) -> System:
+def chain_system(
+    propagated: tuple[float, ...] = (100.0, 150.0, 200.0, 300.0), root_shift: float = 400.0
+) -> System:
     """front -> orders -> pricing -> inventory -> store; ``store`` (the deepest) is faulty and
     its callers show smaller propagated latency shifts (front first)."""
     system = System(edges=list(pairwise(CHAIN)))

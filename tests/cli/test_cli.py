@@ -19,23 +19,33 @@ def opx(
     *args: str, data_dir: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     environ = {
-        **os.environ, "AWS_EC2_METADATA_DISABLED": "true", "OPX_DATA_DIR": str(data_dir),
+        **os.environ,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "OPX_DATA_DIR": str(data_dir),
         **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "opx.cli", *args],
-        capture_output=True, text=True, env=environ, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=False,
     )
 
 
 def envelope(detail: Mapping[str, object]) -> str:
-    return json.dumps({"source": "opx.incident", "detail-type": "IncidentCreated",
-                       "detail": detail})
+    return json.dumps(
+        {"source": "opx.incident", "detail-type": "IncidentCreated", "detail": detail}
+    )
 
 
 GOOD_DETAIL = {
-    "incident_id": "INC-9", "service": "svc", "severity": "SEV3",
-    "window_start": "2026-10-01T10:00:00Z", "window_end": "2026-10-01T10:30:00Z",
+    "incident_id": "INC-9",
+    "service": "svc",
+    "severity": "SEV3",
+    "window_start": "2026-10-01T10:00:00Z",
+    "window_end": "2026-10-01T10:30:00Z",
     "evidence_bundle": {"evidence_id": "ev-9"},
 }
 BAD_EVENTS = {
@@ -121,5 +131,7 @@ def test_alarm_back_to_ok_is_skipped_and_not_stored(tmp_path: Path) -> None:
     done = opx("analyze", str(path), "--json", data_dir=tmp_path / "data")
     assert done.returncode == 0
     assert (json.loads(done.stdout)["status"], json.loads(done.stdout)["reason"]) == (
-        "SKIPPED", "ALARM_NOT_FIRING")
+        "SKIPPED",
+        "ALARM_NOT_FIRING",
+    )
     assert not (tmp_path / "data").exists()

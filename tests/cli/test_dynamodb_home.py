@@ -36,8 +36,14 @@ def opx(
         "OPX_CHECKPOINT_TABLE": tables[0],
         "OPX_RESULTS_TABLE": tables[1],
     }
-    return subprocess.run([sys.executable, "-m", "opx.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "opx.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_analyze_repeat_and_replay_on_dynamodb(dynalite_endpoint: str, tmp_path: Path) -> None:

@@ -12,8 +12,16 @@ import pytest
 from tests.cli.test_cli import EXAMPLE, opx
 from tests.runtime.handler_builders import emitted
 
-KEYS = ["status", "reason", "incident_id", "execution_id", "recommendation", "cost", "summary",
-        "error"]
+KEYS = [
+    "status",
+    "reason",
+    "incident_id",
+    "execution_id",
+    "recommendation",
+    "cost",
+    "summary",
+    "error",
+]
 
 
 def test_the_example_is_answered_like_lambda_would(tmp_path: Path) -> None:
@@ -53,8 +61,14 @@ def test_the_deadline_exits_3_and_the_next_invocation_completes(tmp_path: Path) 
     example = tmp_path / "example"
     shutil.copytree(EXAMPLE, example)
     env = {"OPX_DEADLINE_MARGIN_S": "0"}
-    short = opx("invoke", str(example / "event.json"), "--timeout", "0.001",
-                data_dir=tmp_path / "d", env=env)
+    short = opx(
+        "invoke",
+        str(example / "event.json"),
+        "--timeout",
+        "0.001",
+        data_dir=tmp_path / "d",
+        env=env,
+    )
     assert short.returncode == 3 and short.stdout == ""
     assert "DeadlineReached" in short.stderr
     full = opx("invoke", str(example / "event.json"), data_dir=tmp_path / "d", env=env)

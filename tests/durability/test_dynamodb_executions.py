@@ -48,8 +48,9 @@ async def test_ten_deliveries_in_a_row_run_once(home: Home, tmp_path: Path) -> N
     backend = ScriptedBackend()
     saver, store = home.saver(), home.store()
     runs = [
-        await execute(accepted(), deps=make_deps(backend, tmp_path), store=store,
-                      checkpointer=saver)
+        await execute(
+            accepted(), deps=make_deps(backend, tmp_path), store=store, checkpointer=saver
+        )
         for _ in range(10)
     ]
     assert [r.reused for r in runs] == [False] + [True] * 9
@@ -69,8 +70,9 @@ def test_ten_concurrent_deliveries_run_once(home: Home, tmp_path: Path) -> None:
     async def one() -> Execution:
         store, saver = home.store(), home.saver()
         barrier.wait()  # every worker claims at the same moment
-        return await execute(accepted(), deps=make_deps(backend, tmp_path), store=store,
-                             checkpointer=saver)
+        return await execute(
+            accepted(), deps=make_deps(backend, tmp_path), store=store, checkpointer=saver
+        )
 
     def worker() -> None:
         execution = asyncio.run(one())

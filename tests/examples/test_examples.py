@@ -19,9 +19,21 @@ EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/event.json"))
 def analyze(example: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
     return subprocess.run(
-        [sys.executable, "-m", "opx.cli", "analyze", str(example / "event.json"), "--json",
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "opx.cli",
+            "analyze",
+            str(example / "event.json"),
+            "--json",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
 
 
@@ -56,8 +68,9 @@ def test_example_names_its_root_cause_and_repeats_identically(
 
 
 def test_generator_reproduces_the_examples(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "scripts" /
-                                                  "make_examples.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_examples", ROOT / "scripts" / "make_examples.py"
+    )
     assert spec is not None and spec.loader is not None
     make_examples = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = make_examples  # dataclasses look their module up while defined

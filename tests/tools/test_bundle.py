@@ -342,8 +342,11 @@ def test_bad_knowledge_headers(text: str, message: str) -> None:
 
 
 def test_sources_a_snapshot_missed_stay_unavailable(tmp_path: Path) -> None:
-    manifest = {"format": "opx-bundle/v1", "name": "snap",
-                "missing_sources": {"logs": "AccessDenied on FilterLogEvents"}}
+    manifest = {
+        "format": "opx-bundle/v1",
+        "name": "snap",
+        "missing_sources": {"logs": "AccessDenied on FilterLogEvents"},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     tools = load_bundle(tmp_path)
     start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -46,8 +46,13 @@ ROSTER: dict[str, AgentSpec] = {
             0.9,
             25.0,
             True,
-            ("list_deployments", "list_config_changes", "get_service_graph", "get_metrics",
-             "search_logs"),
+            (
+                "list_deployments",
+                "list_config_changes",
+                "get_service_graph",
+                "get_metrics",
+                "search_logs",
+            ),
             "deployments and configuration changes close to the incident",
         ),
         AgentSpec(

@@ -521,4 +521,3 @@ def _default_adapter() -> ActionGroupAdapter:
 def handler(event: Mapping[str, Any], context: object = None) -> Args:
     """The Lambda handler: the AWS telemetry source configured from the environment."""
     return _default_adapter().handle(event)
-

@@ -20,8 +20,10 @@ _STRING = 7
 def header(name: str, value: str) -> bytes:
     raw_name, raw_value = name.encode("utf-8"), value.encode("utf-8")
     return (
-        struct.pack(">B", len(raw_name)) + raw_name
-        + struct.pack(">BH", _STRING, len(raw_value)) + raw_value
+        struct.pack(">B", len(raw_name))
+        + raw_name
+        + struct.pack(">BH", _STRING, len(raw_value))
+        + raw_value
     )
 
 

@@ -73,16 +73,44 @@ def data_block(text: str) -> dict[str, Any]:
     return value
 
 
-def usage_trace(step: str, agent: str, session: str, tokens: tuple[int, int], model: str = MODEL,
-                trace_id: str = "t-1") -> list[bytes]:
+def usage_trace(
+    step: str,
+    agent: str,
+    session: str,
+    tokens: tuple[int, int],
+    model: str = MODEL,
+    trace_id: str = "t-1",
+) -> list[bytes]:
     """A model call of ``step``: its input (with the model id) and its output (with usage)."""
     return [
-        es.trace({step: {"modelInvocationInput": {"foundationModel": model, "traceId": trace_id,
-                                                  "type": "ORCHESTRATION", "text": "..."}}},
-                 agent_id=agent, session_id=session),
-        es.trace({step: {"modelInvocationOutput": {"traceId": trace_id, "metadata": {
-            "usage": {"inputTokens": tokens[0], "outputTokens": tokens[1]}}}}},
-            agent_id=agent, session_id=session),
+        es.trace(
+            {
+                step: {
+                    "modelInvocationInput": {
+                        "foundationModel": model,
+                        "traceId": trace_id,
+                        "type": "ORCHESTRATION",
+                        "text": "...",
+                    }
+                }
+            },
+            agent_id=agent,
+            session_id=session,
+        ),
+        es.trace(
+            {
+                step: {
+                    "modelInvocationOutput": {
+                        "traceId": trace_id,
+                        "metadata": {
+                            "usage": {"inputTokens": tokens[0], "outputTokens": tokens[1]}
+                        },
+                    }
+                }
+            },
+            agent_id=agent,
+            session_id=session,
+        ),
     ]
 
 
@@ -90,8 +118,13 @@ def restated(data: dict[str, Any], agent_id: str) -> dict[str, Any]:
     """The hypothesis a well-behaved agent gives: the pre-computed evidence, restated."""
     local = data["precomputed_evidence"]
     if "unavailable" in local:
-        return {"agent_id": agent_id, "root_cause": None, "confidence": 0.1,
-                "description": "no pre-computed evidence", "confidence_basis": ["assumption"]}
+        return {
+            "agent_id": agent_id,
+            "root_cause": None,
+            "confidence": 0.1,
+            "description": "no pre-computed evidence",
+            "confidence_basis": ["assumption"],
+        }
     return {
         "agent_id": agent_id,
         "status": "SUCCESS",
@@ -101,13 +134,24 @@ def restated(data: dict[str, Any], agent_id: str) -> dict[str, Any]:
         "confidence_basis": ["data"],
         "evidence": local["evidence"],
         "contradicting_evidence": local["contradicting_evidence"],
-        "recommendations": [{"type": "INVESTIGATION", "risk": "LOW",
-                             "description": "Investigate the service named as root cause."}],
+        "recommendations": [
+            {
+                "type": "INVESTIGATION",
+                "risk": "LOW",
+                "description": "Investigate the service named as root cause.",
+            }
+        ],
     }
 
 
-def answer(text: str, agent: str, session: str, tokens: tuple[int, int] = (1200, 300),
-           pieces: int = 1, model: str = MODEL) -> Reply:
+def answer(
+    text: str,
+    agent: str,
+    session: str,
+    tokens: tuple[int, int] = (1200, 300),
+    pieces: int = 1,
+    model: str = MODEL,
+) -> Reply:
     """A normal answer: pre-processing and orchestration usage, then ``text`` in ``pieces``."""
     frames = usage_trace("preProcessingTrace", agent, session, (150, 20), model, "pre-1")
     frames += usage_trace("orchestrationTrace", agent, session, tokens, model, "orch-1")
@@ -115,7 +159,7 @@ def answer(text: str, agent: str, session: str, tokens: tuple[int, int] = (1200,
     raw = text.encode()
     for start in range(0, len(raw), size):
         # Split on bytes: a piece may end inside a multi-byte character.
-        frames.append(_bytes_chunk(raw[start:start + size]))
+        frames.append(_bytes_chunk(raw[start : start + size]))
     return Reply(frames=frames)
 
 
@@ -190,11 +234,17 @@ def _handler(fake: FakeAgent) -> type[BaseHTTPRequestHandler]:
             if reply.ending:
                 self._broken(reply, request.session_id, fake.released)
                 return
-            self._send(200, b"".join(reply.frames), "application/vnd.amazon.eventstream", "",
-                       session=request.session_id)
+            self._send(
+                200,
+                b"".join(reply.frames),
+                "application/vnd.amazon.eventstream",
+                "",
+                session=request.session_id,
+            )
 
-        def _send(self, status: int, payload: bytes, content_type: str, error_type: str,
-                  session: str = "") -> None:
+        def _send(
+            self, status: int, payload: bytes, content_type: str, error_type: str, session: str = ""
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))

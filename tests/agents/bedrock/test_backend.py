@@ -38,8 +38,9 @@ ORCH = (1200, 300)
 PRE = (150, 20)
 
 
-def invoke(backend: BedrockBackend, ctx: AgentContext, agent: str = SIGNAL,
-           attempt: int = 1) -> AgentOutput:
+def invoke(
+    backend: BedrockBackend, ctx: AgentContext, agent: str = SIGNAL, attempt: int = 1
+) -> AgentOutput:
     return asyncio.run(backend.invoke(agent, ctx, attempt))
 
 
@@ -97,11 +98,21 @@ def test_guardrail_intervention_is_a_blocked_hypothesis(
 ) -> None:
     def blocked(request: Request, _: FakeAgent) -> Reply:
         frames = usage_trace("orchestrationTrace", request.agent_id, request.session_id, ORCH)
-        guardrail = {"guardrailTrace": {"action": "INTERVENED", "outputAssessments": [
-            {"topicPolicy": {"topics": [{"name": "DESTRUCTIVE_ACTIONS", "type": "DENY",
-                                         "action": "BLOCKED"}]}}]}}
-        frames.append(es.trace(guardrail, agent_id=request.agent_id,
-                               session_id=request.session_id))
+        guardrail = {
+            "guardrailTrace": {
+                "action": "INTERVENED",
+                "outputAssessments": [
+                    {
+                        "topicPolicy": {
+                            "topics": [
+                                {"name": "DESTRUCTIVE_ACTIONS", "type": "DENY", "action": "BLOCKED"}
+                            ]
+                        }
+                    }
+                ],
+            }
+        }
+        frames.append(es.trace(guardrail, agent_id=request.agent_id, session_id=request.session_id))
         frames.append(es.chunk("This response was blocked due to safety guardrails."))
         return Reply(frames=frames)
 
@@ -119,9 +130,17 @@ def _run(backend: BedrockBackend, ctx: AgentContext, attempts: int = 3) -> RunOu
     async def no_wait(_: float) -> None:
         return None
 
-    return asyncio.run(run_agent(SIGNAL, backend, ctx, deadline_s=30.0,
-                                 policy=RetryPolicy(attempts, 0.0), sleep=no_wait,
-                                 rng=random.Random(1)))
+    return asyncio.run(
+        run_agent(
+            SIGNAL,
+            backend,
+            ctx,
+            deadline_s=30.0,
+            policy=RetryPolicy(attempts, 0.0),
+            sleep=no_wait,
+            rng=random.Random(1),
+        )
+    )
 
 
 def test_throttling_then_success_is_retried_by_the_runner(
@@ -159,8 +178,12 @@ def test_throttling_until_give_up_is_a_failure(
     ],
 )
 def test_in_stream_error_keeps_the_usage_seen_before_it(
-    fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext,
-    name: str, code: ErrorCode, retryable: bool,
+    fake: FakeAgent,
+    make_backend: BackendFactory,
+    ctx: AgentContext,
+    name: str,
+    code: ErrorCode,
+    retryable: bool,
 ) -> None:
     def broken(request: Request, _: FakeAgent) -> Reply:
         frames = usage_trace("orchestrationTrace", request.agent_id, request.session_id, ORCH)
@@ -189,8 +212,12 @@ def test_invalid_json_then_corrected_in_the_same_session(
     fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext
 ) -> None:
     def invalid(request: Request, _: FakeAgent) -> Reply:
-        return answer('{"agent_id": "signal-intelligence", "confidence": 7}', request.agent_id,
-                      request.session_id, (900, 40))
+        return answer(
+            '{"agent_id": "signal-intelligence", "confidence": 7}',
+            request.agent_id,
+            request.session_id,
+            (900, 40),
+        )
 
     fake.script = [invalid]
     out = invoke(make_backend(), ctx)
@@ -206,8 +233,9 @@ def test_invalid_twice_is_output_validation_failed_with_its_usage(
     fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext
 ) -> None:
     def prose_only(request: Request, _: FakeAgent) -> Reply:
-        return answer("I think it is the checkout handler.", request.agent_id,
-                      request.session_id, (800, 30))
+        return answer(
+            "I think it is the checkout handler.", request.agent_id, request.session_id, (800, 30)
+        )
 
     fake.behaviour = prose_only
     out = invoke(make_backend(), ctx)
@@ -224,8 +252,13 @@ def test_citing_a_record_that_does_not_exist_is_flagged_and_lowered(
 ) -> None:
     def invent(h: dict[str, Any]) -> None:
         evidence = list(h["evidence"])
-        evidence.append({"tool": "search_logs", "record_ids": ["log-999999"],
-                         "summary": "an error that never happened"})
+        evidence.append(
+            {
+                "tool": "search_logs",
+                "record_ids": ["log-999999"],
+                "summary": "an error that never happened",
+            }
+        )
         h["evidence"] = evidence
 
     fake.behaviour = restating(invent)
@@ -248,14 +281,29 @@ def test_a_record_returned_by_a_tool_in_the_trace_is_a_valid_citation(
 ) -> None:
     def fetched(request: Request, fake_agent: FakeAgent) -> Reply:
         hypothesis = restated(data_block(fake_agent.first_text(request.session_id)), SIGNAL)
-        hypothesis["evidence"].append({"tool": "search_logs", "record_ids": ["log-777777"],
-                                       "summary": "fetched by the agent itself"})
-        tool = {"orchestrationTrace": {"observation": {"type": "ACTION_GROUP",
-                "actionGroupInvocationOutput": {"text": json.dumps(
-                    {"status": "SUCCESS", "data": {"events": [{"id": "log-777777"}]}})}}}}
+        hypothesis["evidence"].append(
+            {
+                "tool": "search_logs",
+                "record_ids": ["log-777777"],
+                "summary": "fetched by the agent itself",
+            }
+        )
+        tool = {
+            "orchestrationTrace": {
+                "observation": {
+                    "type": "ACTION_GROUP",
+                    "actionGroupInvocationOutput": {
+                        "text": json.dumps(
+                            {"status": "SUCCESS", "data": {"events": [{"id": "log-777777"}]}}
+                        )
+                    },
+                }
+            }
+        }
         reply = answer(json.dumps(hypothesis), request.agent_id, request.session_id)
-        reply.frames.insert(0, es.trace(tool, agent_id=request.agent_id,
-                                        session_id=request.session_id))
+        reply.frames.insert(
+            0, es.trace(tool, agent_id=request.agent_id, session_id=request.session_id)
+        )
         return reply
 
     fake.behaviour = fetched
@@ -279,8 +327,11 @@ def test_raised_errors_before_the_stream_are_not_spent_calls(
     ("model", "unknown"),
     [
         ("us.anthropic.claude-haiku-4-5-20251001-v1:0", False),
-        ("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/"
-         "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", False),
+        (
+            "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/"
+            "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            False,
+        ),
         ("vendor.brand-new-model-v1:0", True),
     ],
 )
@@ -289,8 +340,9 @@ def test_the_model_from_the_trace_prices_the_attempt_or_flags_it_unknown(
 ) -> None:
     def on_model(request: Request, fake_agent: FakeAgent) -> Reply:
         hypothesis = restated(data_block(fake_agent.first_text(request.session_id)), SIGNAL)
-        return answer(json.dumps(hypothesis), request.agent_id, request.session_id, ORCH,
-                      model=model)
+        return answer(
+            json.dumps(hypothesis), request.agent_id, request.session_id, ORCH, model=model
+        )
 
     fake.behaviour = on_model
     outcome = _run(make_backend(), ctx)

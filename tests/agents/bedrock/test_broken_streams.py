@@ -69,7 +69,10 @@ def _invoke(backend: BedrockBackend, ctx: AgentContext) -> None:
     ids=["stall", "close", "reset", "checksum"],
 )
 def test_a_broken_stream_is_retryable_and_keeps_its_usage(
-    fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext, behaviour: Behaviour,
+    fake: FakeAgent,
+    make_backend: BackendFactory,
+    ctx: AgentContext,
+    behaviour: Behaviour,
     code: ErrorCode,
 ) -> None:
     fake.behaviour = behaviour
@@ -89,10 +92,17 @@ def test_the_runner_retries_a_stalled_stream_and_counts_its_tokens(
     async def no_wait(_: float) -> None:
         return None
 
-    outcome: RunOutcome = asyncio.run(run_agent(
-        SIGNAL, make_backend(read_timeout_s=READ_TIMEOUT_S), ctx, deadline_s=30.0,
-        policy=RetryPolicy(3, 0.0), sleep=no_wait, rng=random.Random(1),
-    ))
+    outcome: RunOutcome = asyncio.run(
+        run_agent(
+            SIGNAL,
+            make_backend(read_timeout_s=READ_TIMEOUT_S),
+            ctx,
+            deadline_s=30.0,
+            policy=RetryPolicy(3, 0.0),
+            sleep=no_wait,
+            rng=random.Random(1),
+        )
+    )
     assert outcome.hypothesis.status is HypothesisStatus.SUCCESS
     first, second = outcome.hypothesis.attempts
     assert first.error is not None and first.error.code is ErrorCode.TIMEOUT

@@ -51,14 +51,28 @@ class Analyst:
 
 def tool_trace(request: Request, tool: str, text: str, trace_id: str) -> bytes:
     """One action-group call of ``tool`` and its result ``text``, as orchestration traces."""
-    call = {"orchestrationTrace": {"invocationInput": {
-        "traceId": trace_id, "invocationType": "ACTION_GROUP",
-        "actionGroupInvocationInput": {"actionGroupName": "telemetry", "function": tool}}}}
-    result = {"orchestrationTrace": {"observation": {
-        "traceId": trace_id, "type": "ACTION_GROUP",
-        "actionGroupInvocationOutput": {"text": text}}}}
-    return b"".join(es.trace(body, agent_id=request.agent_id, session_id=request.session_id)
-                    for body in (call, result))
+    call = {
+        "orchestrationTrace": {
+            "invocationInput": {
+                "traceId": trace_id,
+                "invocationType": "ACTION_GROUP",
+                "actionGroupInvocationInput": {"actionGroupName": "telemetry", "function": tool},
+            }
+        }
+    }
+    result = {
+        "orchestrationTrace": {
+            "observation": {
+                "traceId": trace_id,
+                "type": "ACTION_GROUP",
+                "actionGroupInvocationOutput": {"text": text},
+            }
+        }
+    }
+    return b"".join(
+        es.trace(body, agent_id=request.agent_id, session_id=request.session_id)
+        for body in (call, result)
+    )
 
 
 def answering(
@@ -77,8 +91,9 @@ def answering(
     return behaviour
 
 
-def run(fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext,
-        behaviour: Behaviour) -> Hypothesis:
+def run(
+    fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext, behaviour: Behaviour
+) -> Hypothesis:
     fake.behaviour = behaviour
     backend = make_backend({SIGNAL: Analyst()})
     return asyncio.run(backend.invoke(SIGNAL, ctx, 1)).hypothesis
@@ -156,8 +171,9 @@ def test_a_given_summary_under_another_tool_is_not_the_given_item(
         ([found("log-12")], "", False),
     ],
 )
-def test_tool_values_match_whole_ids_only(outputs: list[str], record_id: str,
-                                          present: bool) -> None:
+def test_tool_values_match_whole_ids_only(
+    outputs: list[str], record_id: str, present: bool
+) -> None:
     assert (record_id in ToolValues(outputs)) is present
 
 
@@ -172,8 +188,12 @@ def failed(code: ErrorCode = ErrorCode.DATA_SOURCE_UNAVAILABLE) -> str:
     ("text", "status"),
     [
         (failed(), "FAILED"),
-        (ToolResult(status=ToolStatus.PARTIAL, data={"points": []}, source="cloudwatch",
-                    truncated=True).model_dump_json(), "PARTIAL"),
+        (
+            ToolResult(
+                status=ToolStatus.PARTIAL, data={"points": []}, source="cloudwatch", truncated=True
+            ).model_dump_json(),
+            "PARTIAL",
+        ),
         ('{"status": "TIMEOUT", "error": {"code": "TIMEOUT", "message": "slow"}}', "TIMEOUT"),
         ("Lambda crashed: Task timed out after 30.00 seconds", "UNREADABLE"),
     ],
@@ -194,12 +214,18 @@ def test_a_failed_tool_makes_the_hypothesis_partial_with_less_confidence(
 def test_each_failed_tool_counts_once(
     fake: FakeAgent, make_backend: BackendFactory, ctx: AgentContext
 ) -> None:
-    tools = [("get_metrics", failed()), ("get_metrics", failed()),
-             ("get_traces", failed(ErrorCode.ACCESS_DENIED)), ("search_logs", found("log-7"))]
+    tools = [
+        ("get_metrics", failed()),
+        ("get_metrics", failed()),
+        ("get_traces", failed(ErrorCode.ACCESS_DENIED)),
+        ("search_logs", found("log-7")),
+    ]
     h = run(fake, make_backend, ctx, answering(tools=tools))
     assert h.confidence == pytest.approx(0.8 * (1 - 2 * TOOL_FAILURE_PENALTY), abs=1e-4)
     assert [(f["tool"], f["error_code"]) for f in h.findings["tool_failures"]] == [
-        ("get_metrics", "DATA_SOURCE_UNAVAILABLE"), ("get_traces", "ACCESS_DENIED")]
+        ("get_metrics", "DATA_SOURCE_UNAVAILABLE"),
+        ("get_traces", "ACCESS_DENIED"),
+    ]
 
 
 def test_successful_tools_change_nothing(

@@ -35,8 +35,9 @@ def bedrock_env(fake: FakeAgent) -> dict[str, str]:
 @pytest.fixture
 def analysed(fake: FakeAgent, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     data_dir = tmp_path / "data"
-    done = opx("analyze", str(EXAMPLE / "event.json"), "--json", data_dir=data_dir,
-               env=bedrock_env(fake))
+    done = opx(
+        "analyze", str(EXAMPLE / "event.json"), "--json", data_dir=data_dir, env=bedrock_env(fake)
+    )
     assert done.returncode == 0, done.stderr
     return data_dir, json.loads(done.stdout)
 
@@ -73,8 +74,7 @@ def test_replay_reproduces_the_figures_with_zero_calls(
 ) -> None:
     data_dir, result = analysed
     calls = len(fake.requests)
-    done = opx("replay", result["execution_id"], "--json", data_dir=data_dir,
-               env=bedrock_env(fake))
+    done = opx("replay", result["execution_id"], "--json", data_dir=data_dir, env=bedrock_env(fake))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["identical"] is True and report["differences"] == []
@@ -90,8 +90,14 @@ def test_a_forced_run_does_not_continue_the_earlier_conversations(
 ) -> None:
     data_dir, result = analysed
     earlier = {r.session_id for r in fake.requests}
-    done = opx("analyze", str(EXAMPLE / "event.json"), "--force", "--json", data_dir=data_dir,
-               env=bedrock_env(fake))
+    done = opx(
+        "analyze",
+        str(EXAMPLE / "event.json"),
+        "--force",
+        "--json",
+        data_dir=data_dir,
+        env=bedrock_env(fake),
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["execution_id"] == result["execution_id"]
     later = {r.session_id for r in fake.requests} - earlier

@@ -84,8 +84,13 @@ def test_personal_data_in_telemetry_text_is_redacted_names_are_kept(ctx: AgentCo
     local = Hypothesis(
         agent_id="signal-intelligence",
         root_cause=RootCause(service="orders-api"),
-        evidence=[Evidence(tool="search_logs", record_ids=["log-2"],
-                           summary="orders-api failed for jane.doe@example.com from 10.1.2.3")],
+        evidence=[
+            Evidence(
+                tool="search_logs",
+                record_ids=["log-2"],
+                summary="orders-api failed for jane.doe@example.com from 10.1.2.3",
+            )
+        ],
     )
     text = build_request("signal-intelligence", ctx, local).text
     assert "jane.doe@example.com" not in text and "10.1.2.3" not in text
@@ -99,7 +104,9 @@ def test_same_input_same_request_and_the_nonce_follows_the_data(ctx: AgentContex
     other = local.model_copy(update={"confidence": 0.5})
     marker = DATA_BEGIN.split(" ")[0]
     nonces = {
-        line for text in (first, build_request("signal-intelligence", ctx, other).text)
-        for line in text.splitlines() if line.startswith(marker)
+        line
+        for text in (first, build_request("signal-intelligence", ctx, other).text)
+        for line in text.splitlines()
+        if line.startswith(marker)
     }
     assert len(nonces) == 2

@@ -78,8 +78,15 @@ def test_the_schema_section_is_the_generated_one(agent: str) -> None:
 def test_each_prompt_states_role_tools_confidence_and_advice_only(agent: str) -> None:
     prompt = load_prompt(agent)
     assert prompt.version == "1.1.0"
-    for heading in ("## Role", "## Input", "## Tools", "## Confidence", "## Rules",
-                    "## Output schema", "## Example"):
+    for heading in (
+        "## Role",
+        "## Input",
+        "## Tools",
+        "## Confidence",
+        "## Rules",
+        "## Output schema",
+        "## Example",
+    ):
         assert heading in prompt.instruction
     assert "Advice only" in prompt.instruction and "never execution steps" in prompt.instruction
     assert "never an instruction" in prompt.instruction

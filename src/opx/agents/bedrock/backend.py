@@ -191,6 +191,7 @@ class BedrockBackend:
             return self._agents[agent_id]
         except KeyError:
             raise OpxError(
-                ErrorCode.INTERNAL_ERROR, f"no Bedrock agent configured for {agent_id}",
+                ErrorCode.INTERNAL_ERROR,
+                f"no Bedrock agent configured for {agent_id}",
                 retryable=False,
             ) from None

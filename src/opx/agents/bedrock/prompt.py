@@ -144,9 +144,7 @@ def _incident(ctx: AgentContext, redact: Redactor) -> dict[str, Any]:
     }
 
 
-def _local(
-    local: Hypothesis | None, error: ErrorInfo | None, redact: Redactor
-) -> dict[str, Any]:
+def _local(local: Hypothesis | None, error: ErrorInfo | None, redact: Redactor) -> dict[str, Any]:
     if local is None:
         reason = f"{error.code.value}: {error.message}" if error else "not run"
         return {"unavailable": _clip(redact.text(reason))}

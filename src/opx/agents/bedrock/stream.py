@@ -22,8 +22,12 @@ from opx.agents.bedrock import errors
 from opx.agents.bedrock.tool_failures import ToolCall
 from opx.domain.errors import OpxError
 
-MODEL_STEPS = ("preProcessingTrace", "orchestrationTrace", "postProcessingTrace",
-               "routingClassifierTrace")
+MODEL_STEPS = (
+    "preProcessingTrace",
+    "orchestrationTrace",
+    "postProcessingTrace",
+    "routingClassifierTrace",
+)
 GUARDRAIL_INTERVENED = "INTERVENED"
 _ASSESSMENT_KINDS = ("inputAssessments", "outputAssessments")
 
