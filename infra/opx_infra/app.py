@@ -26,12 +26,15 @@ def lambda_code(root: Path, asset: str | None = None) -> lambda_.Code:
     return lambda_.Code.from_asset(str(path))
 
 
-def build_app(root: Path, context: dict[str, object] | None = None) -> App:
-    """The app with its one stack; ``cdk.out/`` under ``root`` unless CDK chose the outdir.
-    The account and region come from the CLI's environment when deploying, and stay
-    unresolved (tokens) when synthesising without one."""
-    outdir = None if os.environ.get("CDK_OUTDIR") else str(root / "cdk.out")
-    app = App(outdir=outdir, context=context)
+def build_app(
+    root: Path, context: dict[str, object] | None = None, outdir: Path | None = None
+) -> App:
+    """The app with its one stack, written to ``outdir``: by default the CDK CLI's choice
+    (``CDK_OUTDIR``) or ``cdk.out/`` under ``root``. The account and region come from the CLI's
+    environment when deploying, and stay unresolved (tokens) when synthesising without one."""
+    if outdir is None and not os.environ.get("CDK_OUTDIR"):
+        outdir = root / "cdk.out"
+    app = App(outdir=None if outdir is None else str(outdir), context=context)
     settings = from_context(app.node.try_get_context)
     asset = app.node.try_get_context("opx:asset")
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")

@@ -29,11 +29,9 @@ def _asset() -> Path:
 
 
 def synth(tmp: Path, context: dict[str, Any]) -> Template:
-    os.environ["CDK_OUTDIR"] = str(tmp)
-    try:
-        app = build_app(ROOT, {"opx:asset": str(_asset()), **context})
-    finally:
-        del os.environ["CDK_OUTDIR"]
+    # An explicit outdir: the jsii process does not see environment variables set after it
+    # started, and without one every synthesis copies the asset into a new temporary folder.
+    app = build_app(ROOT, {"opx:asset": str(_asset()), **context}, outdir=tmp)
     stack = app.node.find_child(STACK_NAME)
     return Template.from_stack(stack)  # type: ignore[arg-type]
 
