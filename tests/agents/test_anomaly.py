@@ -9,36 +9,37 @@ from typing import Any
 
 import pytest
 
-from opx.agents.local.anomaly import (
+from opx.agents.local.accounting import impact
+from opx.agents.local.anchor import (
+    AlarmProfile,
+    alarm_profile,
+    parse_time,
+    score_anchored_count,
+    score_anchored_window,
+)
+from opx.agents.local.counts import (
+    SPARSE_COUNT,
+    count_baseline,
+    count_z,
+    is_count_series,
+    score_count_window,
+)
+from opx.agents.local.robust import (
     ABS_FLOOR,
     MAD_TO_SIGMA,
     REL_FLOOR,
-    SPARSE_COUNT,
     Z_CAP,
     Z_THRESHOLD,
-    AlarmProfile,
-    SeriesScore,
-    alarm_profile,
-    count_baseline,
-    count_z,
     default_direction,
     directional_z,
     finite,
-    impact,
-    is_count_series,
-    merge_series,
-    parse_time,
-    persistence_rank,
     resolve_direction,
     robust_baseline,
-    score_anchored_count,
-    score_anchored_window,
-    score_count_window,
-    score_series,
-    score_window,
     strength,
     surge_z,
 )
+from opx.agents.local.series_scores import SeriesScore, merge_series, score_series
+from opx.agents.local.windows import persistence_rank, score_window
 
 from .builders_signal import noise
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from opx.agents.base import AgentContext
-from opx.agents.local.anomaly import SeriesScore, strength
 from opx.agents.local.historical import HistoricalAnalyst, classify_action, fingerprint_services
 from opx.agents.local.historical import PastIncident as Past
+from opx.agents.local.robust import strength
+from opx.agents.local.series_scores import SeriesScore
 from opx.agents.local.similarity import (
     Relation,
     RelationKind,

@@ -13,6 +13,7 @@ from opx.agents.local.response import (
 from opx.agents.local.similarity import is_command_like
 from opx.agents.roster import CHANGE, HISTORICAL, KNOWLEDGE, RISK, SIGNAL
 from opx.domain.hypothesis import (
+    Evidence,
     Hypothesis,
     HypothesisStatus,
     RecommendationType,
@@ -165,3 +166,21 @@ def test_deterministic() -> None:
     first = _analyze(_prior(), severity="SEV1")
     second = _analyze(_prior(), severity="SEV1")
     assert first.model_dump() == second.model_dump()
+
+
+def test_the_leader_weighs_a_metrics_only_opinion_by_its_breadth() -> None:
+    # The signal analyst cites logs and traces, the risk analyst reads metrics only: its say is
+    # a third of the telemetry in play, as in the consensus.
+    signal = hypothesis(SIGNAL, "route", 0.3).model_copy(update={"evidence": [
+        Evidence(tool="search_logs", summary="an operation stopped logging"),
+        Evidence(tool="get_traces", summary="its calls still arrive"),
+    ]})
+    risk = hypothesis(RISK, "basic", 0.45).model_copy(update={"evidence": [
+        Evidence(tool="get_metrics", summary="memory up"),
+    ]})
+    table = support_table({SIGNAL: signal, RISK: risk})
+    assert [s.service for s in table] == ["route", "basic"]
+    # Where only metrics are cited, the weights alone decide (0.8 x 0.45 > 1.0 x 0.3).
+    cited = [Evidence(tool="get_metrics", summary="p99 up")]
+    metrics_only = signal.model_copy(update={"evidence": cited})
+    assert support_table({SIGNAL: metrics_only, RISK: risk})[0].service == "basic"

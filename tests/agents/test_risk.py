@@ -184,3 +184,20 @@ def test_coverage_decides_which_anomalous_leaves_can_be_origins() -> None:
     assert covered.ends == ("b",)
     # Both can be origins; they rank by anomaly x coverage (0.99 x 0.6 < 0.9 x 1).
     assert blast_radius(graph, "front", anomalous, coverage={"a": 0.6}).ends == ("b", "a")
+
+
+def test_time_waiting_on_callees_never_makes_a_service_the_origin() -> None:
+    system = System(edges=[("front", "api"), ("api", "db")])
+    system.metric("front", "Latency", shift=100.0)
+    system.metric("api", "Latency", shift=300.0)
+    system.metric("db", "ClientLatency", level=10.0, spread=1.0, shift=400.0)
+    system.metric("db", "Latency", level=10.0, spread=1.0)
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "api"
+    # The same rise on the service's own latency makes it the origin.
+    own = System(edges=[("front", "api"), ("api", "db")])
+    own.metric("front", "Latency", shift=100.0)
+    own.metric("api", "Latency", shift=300.0)
+    own.metric("db", "Latency", level=10.0, spread=1.0, shift=400.0)
+    found = analyze(own)
+    assert found.root_cause is not None and found.root_cause.service == "db"

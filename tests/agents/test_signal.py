@@ -9,21 +9,17 @@ from typing import Any
 import pytest
 
 from opx.agents.base import Analyst
-from opx.agents.local.anomaly import merge_series
+from opx.agents.local.alarm import AlarmRef, anchor_profile, incident_alarm
+from opx.agents.local.families import metric_family
 from opx.agents.local.risk import RiskAnalyst
-from opx.agents.local.signal import (
-    AlarmRef,
-    SignalAnalyst,
-    anchor_profile,
-    incident_alarm,
-    metric_family,
-)
+from opx.agents.local.series_scores import merge_series
+from opx.agents.local.signal import SignalAnalyst
 from opx.domain.errors import ErrorCode, OpxError
 from opx.domain.hypothesis import Hypothesis, HypothesisStatus, RecommendationType
 from opx.domain.incident import EvidenceBundle, Incident, Severity
 from opx.domain.tool_result import ToolResult, ToolStatus
 from opx.tools.memory import Source
-from opx.tools.records import LogLevel
+from opx.tools.records import LogEvent, LogLevel
 
 from .builders_signal import WINDOW_START, System, bump, chain_system, context, noise
 
@@ -556,3 +552,31 @@ def test_an_alarm_text_that_mentions_requests_does_not_anchor_on_request_volume(
     assert named is not None and named.series_id == "web|Latency|p99"
     assert averaged is not None and averaged.series_id == "web|Latency|Average"
     assert named.active == (False, False, True, True, True, False)
+
+
+def _tied_line(system: System, trace: str, depth: int, service: str, minute: float,
+               message: str, level: LogLevel = LogLevel.INFO) -> None:
+    when = WINDOW_START + timedelta(minutes=minute)
+    system.logs.append(LogEvent(f"log-{len(system.logs)}", when, service, level, message,
+                                trace_id=trace, span_id=f"{trace}-{depth}"))
+
+
+def test_an_operation_that_stops_logging_while_still_called_is_the_origin() -> None:
+    # db still answers every call, but the line it logs on each one is gone: its code stops
+    # short. Nothing is slower, nothing logs an error.
+    system = System(edges=[("front", "api"), ("api", "db")])
+    for service in ("front", "api", "db"):
+        system.healthy_metrics(service)
+    for i in range(60):
+        system.call(f"b{i}", -300 + i * 4, ["front", "api", "db"], [50.0, 30.0, 10.0])
+        _tied_line(system, f"b{i}", 1, "api", -300 + i * 4, f"fetching order {i}")
+        _tied_line(system, f"b{i}", 2, "db", -300 + i * 4, f"query order {i} ok")
+    for i in range(12):
+        system.call(f"w{i}", 1 + i * 2, ["front", "api", "db"], [50.0, 30.0, 10.0])
+        _tied_line(system, f"w{i}", 1, "api", 1 + i * 2, f"fetching order {i}")
+    hypothesis = analyze(system)
+    assert hypothesis.root_cause is not None and hypothesis.root_cause.service == "db"
+    quiet = [t for t in hypothesis.findings["log_templates"] if t["kind"] == "quiet"]
+    assert [(t["service"], t["operation"]) for t in quiet] == [("db", "call")]
+    logs = [e.summary for e in hypothesis.evidence if e.tool == "search_logs"]
+    assert logs and "logged 0 ordinary lines" in logs[0]

@@ -179,3 +179,38 @@ def test_hops_out_of_a_delayed_service_do_not_blame_its_callee() -> None:
     merged = trace_latency(baseline, window)
     assert merged["api"].anomalous
     assert "db" not in merged or not merged["db"].anomalous
+
+
+def test_a_callee_with_too_few_baseline_hops_is_compared_with_every_hop() -> None:
+    # The baseline never called "rare"; the window's hops into it are 2 s slower than any hop.
+    def rare_trace(trace: str, offset_ms: float, gap_ms: float) -> list[dict[str, Any]]:
+        return [
+            _span(trace, f"{trace}-1", None, "front", offset_ms, 200),
+            _span(trace, f"{trace}-2", f"{trace}-1", "front", offset_ms + 1, 100 + gap_ms),
+            _span(trace, f"{trace}-3", f"{trace}-2", "rare", offset_ms + 2, 100),
+        ]
+
+    baseline = parse_spans([
+        s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)
+    ])
+    window = parse_spans([
+        s for i in range(8) for s in rare_trace(f"w{i}", i * 1000, gap_ms=2000 + i)
+    ])
+    stats = hop_stats(baseline, window)
+    assert stats["rare"].anomalous and stats["rare"].baseline_spans >= 30
+    # Hops as fast as the pooled baseline are not.
+    calm = parse_spans([s for i in range(8) for s in rare_trace(f"c{i}", i * 1000, gap_ms=3)])
+    assert not hop_stats(baseline, calm)["rare"].anomalous
+
+
+def test_excess_is_the_rise_of_the_typical_span_times_the_spans() -> None:
+    baseline = parse_spans([
+        s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)
+    ])
+    window = parse_spans([
+        s for i in range(8) for s in _client_trace(f"w{i}", i * 1000, gap_ms=80 + i)
+    ])
+    api = hop_stats(baseline, window)["api"]
+    rise = api.window_quantile_ms - api.baseline_median_ms
+    assert api.excess_ms == pytest.approx(rise * api.window_spans)
+    assert api.excess_ms > 0

@@ -149,3 +149,23 @@ def test_unknown_or_non_positive_impacts_fall_back_to_the_distance_rule() -> Non
     partial = discount_symptoms(CHAIN, scores, impacts={"c": 0.0, "d": 50.0})
     assert partial["c"].adjusted == pytest.approx(plain["c"].adjusted)
     assert partial["b"].adjusted == pytest.approx(plain["b"].adjusted)
+
+
+def test_own_evidence_of_a_caller_is_not_discounted_by_its_callees() -> None:
+    scores = {"c": 0.9, "d": 0.95}
+    explained = discount_symptoms(CHAIN, scores, own={"c": 0.8})
+    assert explained["c"].adjusted == pytest.approx(0.8)
+    assert explained["c"].explained_by is None
+    # Own evidence weaker than what is left after the discount changes nothing.
+    weak = discount_symptoms(CHAIN, scores, own={"c": 0.01})
+    assert weak["c"].adjusted == pytest.approx(0.9 * 0.05)
+    assert weak["c"].explained_by == "d"
+    # Own evidence never exceeds the node's score.
+    capped = discount_symptoms(CHAIN, scores, own={"c": 2.0})
+    assert capped["c"].adjusted == pytest.approx(0.9)
+
+
+def test_no_own_evidence_keeps_the_explanation_of_a_fully_explained_caller() -> None:
+    explained = discount_symptoms(CHAIN, {"c": 0.9, "d": 1.0}, own={"c": 0.0})
+    assert explained["c"].adjusted == pytest.approx(0.0)
+    assert explained["c"].explained_by == "d"

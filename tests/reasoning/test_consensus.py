@@ -490,3 +490,62 @@ def test_empty_mapping_reports_every_expected_agent_as_failed(expected: list[str
     result = build_consensus({}, weights={}, expected_agents=expected, threshold=0.5)
     assert result.failed_agents == sorted(expected)
     assert result.summary.startswith("No agent produced a hypothesis")
+
+
+# -- breadth: an opinion formed from part of the telemetry in play -------------------------------
+
+LOGS = [Evidence(tool="search_logs", query="errors", record_ids=["tpl-1"], summary="new errors")]
+TRACES = [Evidence(tool="get_traces", query="hops", record_ids=["t-1"], summary="slow hops")]
+
+
+def _split_panel(signal_evidence: list[Evidence]) -> dict[str, Hypothesis]:
+    return {
+        SIGNAL: opinion(SIGNAL, "route", 0.4, evidence=signal_evidence),
+        RISK: opinion(RISK, "basic", 0.5),
+    }
+
+
+def _consensus(hypotheses: dict[str, Hypothesis], reads: dict[str, tuple[str, ...]] | None
+               ) -> ConsensusResult:
+    return build_consensus(
+        hypotheses, weights={SIGNAL: 1.0, RISK: 1.0}, expected_agents=[SIGNAL, RISK],
+        threshold=0.0, reads=reads,
+    )
+
+
+def test_a_metrics_only_opinion_weighs_less_where_logs_and_traces_are_in_play() -> None:
+    hypotheses = _split_panel([*LOGS, *TRACES])
+    # The risk agent's tools read metrics only: a third of the metrics, logs and traces cited.
+    narrowed = _consensus(hypotheses, None)
+    assert narrowed.candidates[0].service == "route"
+    assert narrowed.candidates[1].score == pytest.approx(0.5 / 3 / 2, abs=ROUNDING)
+    # An agent whose tools are unknown keeps its full say.
+    assert _consensus(hypotheses, {}).candidates[0].service == "basic"
+
+
+def test_breadth_is_one_for_all_when_only_metrics_are_cited() -> None:
+    hypotheses = _split_panel(EVIDENCE)
+    assert _consensus(hypotheses, None) == _consensus(hypotheses, {})
+    assert _consensus(hypotheses, None).candidates[0].service == "basic"
+
+
+def test_breadth_does_not_lower_what_an_agreeing_opinion_corroborates() -> None:
+    hypotheses = {
+        SIGNAL: opinion(SIGNAL, "route", 0.6, evidence=[*LOGS, *TRACES, *EVIDENCE]),
+        RISK: opinion(RISK, "route", 0.5),
+    }
+    assert _consensus(hypotheses, None).confidence == _consensus(hypotheses, {}).confidence
+
+
+def test_an_agent_reading_no_telemetry_keeps_breadth_one() -> None:
+    hypotheses = {
+        SIGNAL: opinion(SIGNAL, "route", 0.4, evidence=[*LOGS, *TRACES]),
+        HISTORICAL: opinion(HISTORICAL, "basic", 0.5, evidence=[
+            Evidence(tool="search_incidents", query="similar", record_ids=["inc-1"], summary="x")
+        ]),
+    }
+    result = build_consensus(
+        hypotheses, weights={SIGNAL: 1.0, HISTORICAL: 1.0},
+        expected_agents=[SIGNAL, HISTORICAL], threshold=0.0,
+    )
+    assert result.candidates[0].service == "basic"

@@ -7,11 +7,23 @@ are missing, only lower data completeness: they never add support, agreement or 
 An agent without a configured weight counts with ``DEFAULT_WEIGHT``. ``failed_agents`` lists
 every roster agent that did not produce. Floats are rounded to ``DECIMALS`` places.
 
+Breadth. An opinion formed from part of the telemetry the panel drew on is less informed than
+one that weighed all of it: an agent that reads only metrics can name a service whose metrics
+moved by chance where logs and traces point elsewhere. The *panel's modalities* are the kinds of
+telemetry (metrics, logs, traces) cited by the opinionated agents' evidence; an agent's
+``breadth`` is the share of them its tools can read (``reads``: agent -> tool names, by default
+the roster's). An agent whose tools read no telemetry (past incidents, changes, documents, other
+hypotheses) rests on another kind of evidence and keeps breadth 1, as does an agent ``reads``
+does not know. Where every agent reads all the telemetry there is, breadth is 1 for all.
+Breadth weighs an opinion's say in choosing among candidates, where a narrow view cannot see
+the rivals that other telemetry shows; it does not lower what the opinion corroborates, since
+what it did read still points where it says.
+
 Candidates. Each opinionated agent supports its primary service with its confidence and each
-alternative's service with ``ALTERNATIVE_DISCOUNT`` x that alternative's confidence, at most once
-per service (its strongest mention). A candidate's score is the weighted support divided by the
-total weight of opinionated agents. Candidates rank by score, then by the weight of agents
-naming them as primary root cause, then by service name.
+alternative's service with ``ALTERNATIVE_DISCOUNT`` x that alternative's confidence, both times
+its breadth, at most once per service (its strongest mention). A candidate's score is the
+weighted support divided by the total weight of opinionated agents. Candidates rank by score,
+then by the weight of agents naming them as primary root cause, then by service name.
 
 Confidence in the top candidate ``t``, with S the opinionated agents whose primary service is
 ``t`` and O all opinionated agents::
@@ -36,9 +48,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from opx.agents.roster import ROSTER
 from opx.domain.consensus import (
     Candidate,
     Conflict,
@@ -57,6 +70,14 @@ MINORITY_MIN_CONFIDENCE = 0.5
 UNKNOWN_CATEGORY = "UNKNOWN"
 DECIMALS = 6
 CONFLICT_DECIMALS = 4
+# The kind of telemetry each evidence tool reads (for breadth).
+_MODALITY = {
+    "get_metrics": "metrics",
+    "list_metrics": "metrics",
+    "get_traffic": "metrics",
+    "search_logs": "logs",
+    "get_traces": "traces",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,7 @@ class _Opinion:
     confidence: float
     credence: float
     hypothesis: Hypothesis
+    breadth: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,11 +132,13 @@ def build_consensus(
     weights: Mapping[str, float],
     expected_agents: Sequence[str],
     threshold: float,
+    reads: Mapping[str, Collection[str]] | None = None,
 ) -> ConsensusResult:
-    """Consensus over ``hypotheses`` (keyed by agent id); root cause only at/above threshold."""
+    """Consensus over ``hypotheses`` (keyed by agent id); root cause only at/above threshold.
+    ``reads`` maps agents to the tools they can call (default: the roster's), for breadth."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within 0..1, got {threshold!r}")
-    panel = _panel(hypotheses, weights, expected_agents)
+    panel = _panel(hypotheses, weights, expected_agents, reads)
     candidates = _candidates(panel)
     top = candidates[0] if candidates else None
     confidence = _confidence(panel, top.service) if top else 0.0
@@ -141,16 +165,47 @@ def _panel(
     hypotheses: Mapping[str, Hypothesis],
     weights: Mapping[str, float],
     expected_agents: Sequence[str],
+    reads: Mapping[str, Collection[str]] | None,
 ) -> _Panel:
     roster = tuple(sorted(set(expected_agents) | set(hypotheses)))
     resolved = {agent: _weight(weights, agent) for agent in roster}
     producers = tuple(a for a in roster if a in hypotheses and hypotheses[a].status.produced)
+    breadth = breadths(hypotheses, reads)
     opinions = [
-        _opinion(agent, resolved[agent], hypotheses[agent], root_cause)
+        _opinion(agent, resolved[agent], hypotheses[agent], root_cause, breadth[agent])
         for agent in producers
         if (root_cause := hypotheses[agent].root_cause) is not None
     ]
     return _Panel(roster, resolved, producers, tuple(opinions), hypotheses)
+
+
+def breadths(
+    hypotheses: Mapping[str, Hypothesis], reads: Mapping[str, Collection[str]] | None = None
+) -> dict[str, float]:
+    """Each opinionated producer's breadth (see the module docstring); ``reads`` maps agents to
+    the tools they can call (default: the roster's)."""
+    tools = {a: spec.tools for a, spec in ROSTER.items()} if reads is None else reads
+    opinionated = [
+        agent for agent, h in sorted(hypotheses.items())
+        if h.status.produced and h.root_cause is not None
+    ]
+    seen = frozenset().union(*(_cited(hypotheses[a]) for a in opinionated))
+    return {a: _breadth(_readable(tools.get(a)), seen) for a in opinionated}
+
+
+def _cited(hypothesis: Hypothesis) -> frozenset[str]:
+    """The kinds of telemetry the hypothesis' supporting evidence cites."""
+    return _readable(item.tool for item in hypothesis.evidence)
+
+
+def _readable(tools: Iterable[str] | None) -> frozenset[str]:
+    """The kinds of telemetry ``tools`` read."""
+    return frozenset(kind for tool in tools or () if (kind := _MODALITY.get(tool)) is not None)
+
+
+def _breadth(own: frozenset[str], seen: frozenset[str]) -> float:
+    """The share of the panel's modalities an agent can read (1 when it reads no telemetry)."""
+    return len(own & seen) / len(seen) if own and seen else 1.0
 
 
 def _weight(weights: Mapping[str, float], agent: str) -> float:
@@ -160,19 +215,24 @@ def _weight(weights: Mapping[str, float], agent: str) -> float:
     return float(weight)
 
 
-def _opinion(agent: str, weight: float, hypothesis: Hypothesis, root_cause: RootCause) -> _Opinion:
+def _opinion(
+    agent: str, weight: float, hypothesis: Hypothesis, root_cause: RootCause, breadth: float
+) -> _Opinion:
     # Confidence an agent cannot back with evidence is worth less as corroboration.
     credence = hypothesis.confidence * (1.0 if hypothesis.evidence else UNEVIDENCED_DISCOUNT)
-    return _Opinion(agent, weight, root_cause, hypothesis.confidence, credence, hypothesis)
+    return _Opinion(
+        agent, weight, root_cause, hypothesis.confidence, credence, hypothesis, breadth
+    )
 
 
 def _mentions(opinion: _Opinion) -> dict[str, _Mention]:
     """The agent's strongest mention of each service; the primary wins ties."""
     best: dict[str, _Mention] = {}
     primary = opinion.root_cause
-    named = [(primary.service, opinion.confidence, primary.component, primary.category)]
+    breadth = opinion.breadth
+    named = [(primary.service, opinion.confidence * breadth, primary.component, primary.category)]
     named += [
-        (alt.service, ALTERNATIVE_DISCOUNT * alt.confidence, alt.component, alt.category)
+        (alt.service, ALTERNATIVE_DISCOUNT * alt.confidence * breadth, alt.component, alt.category)
         for alt in opinion.hypothesis.alternatives
     ]
     for service, support, component, category in named:

@@ -49,19 +49,20 @@ from functools import cached_property
 from typing import Any
 
 from opx.agents.base import AgentContext
-from opx.agents.local.anomaly import (
+from opx.agents.local.families import metric_family
+from opx.agents.local.logs import cluster_errors
+from opx.agents.local.robust import (
     Z_THRESHOLD,
     Direction,
     directional_z,
     finite,
-    merge_series,
     resolve_direction,
     robust_baseline,
     strength,
 )
-from opx.agents.local.logs import cluster_errors
-from opx.agents.local.signal import metric_directions, metric_family
+from opx.agents.local.series_scores import merge_series
 from opx.agents.local.similarity import Relation, RelationKind, service_relation
+from opx.agents.local.telemetry import metric_directions
 from opx.agents.local.topology import Topology, descendants
 from opx.agents.roster import CHANGE
 from opx.domain.errors import ErrorCode, OpxError

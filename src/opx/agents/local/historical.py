@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opx.agents.base import AgentContext
-from opx.agents.local.signal import ANOMALOUS, DataGaps, read_metric_scores
+from opx.agents.local.robust import ANOMALOUS
 from opx.agents.local.similarity import (
     Fingerprint,
     Relation,
@@ -34,6 +34,7 @@ from opx.agents.local.similarity import (
     tfidf_similarities,
     tokenize,
 )
+from opx.agents.local.telemetry import DataGaps, read_metric_scores
 from opx.agents.local.topology import Topology, descendants
 from opx.agents.roster import HISTORICAL
 from opx.domain.errors import ErrorCode, OpxError

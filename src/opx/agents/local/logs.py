@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opx.agents.local.anomaly import Z_THRESHOLD, strength, surge_z
+from opx.agents.local.robust import Z_THRESHOLD, strength, surge_z
 from opx.domain.identity import short_digest
 
 ERROR_LEVELS = frozenset({"ERROR", "FATAL", "CRITICAL", "SEVERE", "EMERG", "ALERT"})
@@ -50,6 +50,17 @@ def template_id(template: str) -> str:
     return f"tpl-{short_digest(template, length=12)}"
 
 
+def reads_whole(data: Mapping[str, Any]) -> bool:
+    """True when a truncated ``search_logs`` answer still holds all this module reads: a page
+    shortens a message too long for it (ending it in "…"), but if what is left is longer than
+    the MAX_MESSAGE characters the clustering reads, nothing it uses was lost."""
+    for event in data.get("events") or []:
+        message = str(event.get("message") or "")
+        if message.endswith("…") and len(message) <= MAX_MESSAGE:
+            return False
+    return True
+
+
 def is_error_event(event: Mapping[str, Any]) -> bool:
     """True for an ERROR/FATAL-level event or one whose message reads like an error."""
     level = str(event.get("level") or "").upper()
@@ -82,6 +93,11 @@ class TemplateStat:
     new: bool
     event_ids: tuple[str, ...]
     trace_ids: tuple[str, ...]
+    # "surge": an error template above its expected count; "quiet": an operation whose
+    # ordinary lines per call fell (see :mod:`opx.agents.local.log_rates`).
+    kind: str = "surge"
+    # The operation whose calls the expected count follows ("" when it follows time).
+    operation: str = ""
 
     @property
     def strength(self) -> float:
@@ -101,6 +117,8 @@ class TemplateStat:
             "expected": round(self.expected, 3),
             "z": round(self.z, 3),
             "new": self.new,
+            "kind": self.kind,
+            "operation": self.operation,
             "event_ids": list(self.event_ids),
         }
 

@@ -23,6 +23,7 @@ from opx.domain.hypothesis import (
     RootCause,
 )
 from opx.domain.incident import Severity
+from opx.reasoning.consensus import breadths
 
 CONFIDENCE_CAP = 0.7
 # A synthesis adds no evidence: its confidence is the leader's share of weighted support times
@@ -93,14 +94,17 @@ class _Tally:
 
 
 def support_table(prior: Mapping[str, Hypothesis]) -> list[Support]:
-    """Candidates by weighted support: a primary root cause counts weight × confidence, an
-    alternative half of that."""
+    """Candidates by weighted support: a primary root cause counts weight × breadth ×
+    confidence, an alternative half of that. Breadth is the consensus's (the share of the
+    telemetry in play an agent can read), so the synthesis leans the way consensus will."""
     tallies: dict[str, _Tally] = defaultdict(_Tally)
-    for agent_id in sorted(prior):
-        hypothesis = prior[agent_id]
-        if not hypothesis.status.produced or agent_id == RESPONSE:
+    others = {a: h for a, h in prior.items() if a != RESPONSE}
+    breadth = breadths(others)
+    for agent_id in sorted(others):
+        hypothesis = others[agent_id]
+        if not hypothesis.status.produced:
             continue
-        weight = WEIGHTS.get(agent_id, 0.5)
+        weight = WEIGHTS.get(agent_id, 0.5) * breadth.get(agent_id, 1.0)
         if hypothesis.root_cause is not None:
             tallies[hypothesis.root_cause.service].count(
                 agent_id, hypothesis.root_cause, weight, hypothesis.confidence, primary=True)

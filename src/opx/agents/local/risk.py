@@ -25,18 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opx.agents.base import AgentContext
-from opx.agents.local.anomaly import Z_THRESHOLD, SeriesScore, finite
-from opx.agents.local.signal import (
-    ANOMALOUS,
-    DEFAULT_LOOKBACK,
-    MIN_COVERAGE,
-    DataGaps,
-    account,
-    incident_alarm,
-    metric_family,
-    read_anchored_scores,
-    read_graph,
-)
+from opx.agents.local.accounting import MIN_COVERAGE, account
+from opx.agents.local.alarm import incident_alarm
+from opx.agents.local.families import is_client_side, metric_family
+from opx.agents.local.robust import ANOMALOUS, Z_THRESHOLD, finite
+from opx.agents.local.series_scores import SeriesScore
+from opx.agents.local.telemetry import DEFAULT_LOOKBACK, DataGaps, read_anchored_scores, read_graph
 from opx.agents.local.topology import (
     Topology,
     ancestors,
@@ -218,7 +212,11 @@ class RiskAnalyst:
             )
         # Request volume follows load down the graph, not failures up it: it shows who is
         # affected, but it cannot make a service the origin.
-        faults = [s for s in scores if metric_family(s.metric) != "TRAFFIC"]
+        # Nor can the time a service waits on its callees (a client-side latency).
+        faults = [
+            s for s in scores
+            if metric_family(s.metric) != "TRAFFIC" and not is_client_side(s.metric)
+        ]
         best = service_strengths(faults)
         anomalous = {n: s.strength for n, s in best.items() if s.strength >= ANOMALOUS}
         support = {n: sum(1 for s in faults if s.service == n and s.anomalous) for n in anomalous}

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from opx.agents.local.anomaly import Z_THRESHOLD, SeriesScore
-from opx.agents.local.signal import ANOMALOUS, metric_family
+from opx.agents.local.families import metric_family
+from opx.agents.local.robust import ANOMALOUS, Z_THRESHOLD
+from opx.agents.local.series_scores import SeriesScore
 from opx.agents.local.topology import Topology, ancestors, descendants, discount_symptoms
 from opx.tools.text_search import STOP_WORDS as BASE_STOP_WORDS
 

@@ -9,13 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from opx.agents.local.anomaly import (
-    Z_THRESHOLD,
-    directional_z,
-    robust_baseline,
-    strength,
-    surge_z,
-)
+from opx.agents.local.robust import Z_THRESHOLD, directional_z, robust_baseline, strength, surge_z
 
 MIN_BASELINE_SPANS = 5
 MAX_EXAMPLES = 5
@@ -230,6 +224,14 @@ class LatencyStat:
     def anomalous(self) -> bool:
         return self.z >= Z_THRESHOLD
 
+    @property
+    def excess_ms(self) -> float:
+        """The extra time in the window, in ms: the rise of the typical span (or hop) over the
+        baseline median, times the window's spans. A robust z says how unusual a rise is, this
+        how much time it cost: a 10 ms rise on a very steady hop is as unusual as a 2 s one."""
+        rise = max(self.window_quantile_ms - self.baseline_median_ms, 0.0)
+        return rise * self.window_spans
+
     def to_finding(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -320,9 +322,11 @@ def hop_stats(
     """Per callee, the robust z of the window's upper-quartile hop gap against the baseline's.
 
     A delay on a service's network shows on the hops into it and on the hops out of it; the
-    hops out are its callees' only when those callees are called by nothing else. So a callee
-    is scored twice: over every hop into it, then without the hops from callers that are
-    anomalous callees themselves (their own delay explains the hop); the second score stands.
+    hops out are its callees' only when those callees are called by nothing else. A callee
+    with fewer than MIN_BASELINE_SPANS baseline hops is compared with the hops into every
+    service (hop time is mostly the network's). A callee is scored twice: over every hop into
+    it, then without the hops from callers that are anomalous callees themselves (their own
+    delay explains the hop); the second score stands.
     """
     base, win = hops(baseline), hops(window)
     first = _hop_scores(base, win, frozenset())
@@ -341,9 +345,14 @@ def _hop_scores(
     for hop in win:
         if hop.caller not in delayed:
             win_by[hop.callee].append(hop)
+    # Hop time is mostly the network's: a callee with too few baseline hops of its own is
+    # compared with the hops into every service.
+    pooled = [gap for gaps in base_by.values() for gap in gaps]
     stats: dict[str, LatencyStat] = {}
     for callee, items in sorted(win_by.items()):
         times = base_by.get(callee, [])
+        if len(times) < MIN_BASELINE_SPANS:
+            times = pooled
         summary = robust_baseline(times) if len(times) >= MIN_BASELINE_SPANS else None
         if summary is None:
             continue

@@ -134,6 +134,7 @@ def discount_symptoms(
     decay: float = DEFAULT_DECAY,
     min_explaining: float = 0.0,
     impacts: Mapping[str, float] | None = None,
+    own: Mapping[str, float] | None = None,
 ) -> dict[str, Explained]:
     """For each scored node, ``adjusted = score * (1 - e)``. Failures travel from callees to
     callers, so ``e`` is the strongest explanation by one of the node's transitive callees whose
@@ -143,7 +144,9 @@ def discount_symptoms(
     latency its callee's accounts for is a symptom, one with far more than its callee has a
     problem of its own. Otherwise a callee explains ``fault * decay**(hops - 1)``. Load travels
     the other way, so for a node whose anomaly is mostly a traffic change (``load_driven``)
-    anomalous transitive callers explain it too."""
+    anomalous transitive callers explain it too. ``own`` is the part of a node's score that no
+    callee can produce (its exclusive span time, the lines its own operations log): it is never
+    discounted, so ``adjusted`` is at least ``own`` (and then nothing explains it)."""
     explaining = scores if faults is None else faults
     result: dict[str, Explained] = {}
     for node in sorted(scores):
@@ -158,6 +161,9 @@ def discount_symptoms(
                     best, by = up, up_by
         best = min(best, 1.0)
         score = scores[node]
+        kept = min((own or {}).get(node, 0.0), score)
+        if kept > 0.0 and kept >= score * (1.0 - best):
+            best, by = (score - kept) / score if score > 0 else 0.0, None
         result[node] = Explained(node, score, score * (1.0 - best), by, best)
     return result
 
