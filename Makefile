@@ -27,6 +27,7 @@ demo: $(STAMP)  ## analyse the bundled demo incident with the embedded defaults
 
 test: $(STAMP) $(ASSET)  ## lint, type-check, run the whole suite, lint the synthesised infra
 	$(BIN)/ruff check src tests benchmarks scripts infra
+	$(BIN)/ruff format --check src tests benchmarks scripts infra
 	$(BIN)/mypy src
 	MYPYPATH=src:infra $(BIN)/mypy --strict infra/opx_infra infra/app.py
 	$(BIN)/pytest -q
@@ -42,6 +43,7 @@ lambda-pins: $(STAMP)  ## re-pin the Lambda asset's dependencies after changing 
 	$(BIN)/python infra/pin_lambda.py infra/lambda-requirements.txt
 
 synth: $(STAMP) $(ASSET)  ## write the CloudFormation templates to cdk.out/ (no AWS account needed)
+	rm -rf cdk.out
 	$(BIN)/python infra/app.py
 
 $(IAC_STAMP): infra/requirements-lint.txt
@@ -56,8 +58,8 @@ iac-lint: synth $(IAC_STAMP)  ## cfn-lint (errors fail) and checkov on the synth
 		$$(for t in cdk.out/*.template.json; do printf -- '-f %s ' "$$t"; done)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts infra
+	$(BIN)/ruff format --check src tests benchmarks scripts infra
 	$(BIN)/mypy src
 
 bench: $(STAMP)  ## wall time per execution and orchestration overhead on the examples

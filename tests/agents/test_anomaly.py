@@ -172,12 +172,20 @@ def test_surge_z_needs_a_doubling_for_large_counts() -> None:
     assert surge_z(2500, 1000.0) > Z_THRESHOLD
 
 
-def _item(sid: str, values: Sequence[float | None], metric: str = "Latency",
-          stat: str = "Average") -> dict[str, Any]:
+def _item(
+    sid: str, values: Sequence[float | None], metric: str = "Latency", stat: str = "Average"
+) -> dict[str, Any]:
     service = sid.split("|", maxsplit=1)[0]
     stamps = [f"2026-03-01T{i // 60:02d}:{i % 60:02d}:00Z" for i in range(len(values))]
-    return {"id": sid, "service": service, "metric": metric, "stat": stat,
-            "unit": "ms", "timestamps": stamps, "values": values}
+    return {
+        "id": sid,
+        "service": service,
+        "metric": metric,
+        "stat": stat,
+        "unit": "ms",
+        "timestamps": stamps,
+        "values": values,
+    }
 
 
 def test_merge_series_joins_pieces_split_across_pages() -> None:
@@ -205,7 +213,9 @@ def test_score_series_ranks_by_z_and_skips_series_without_baseline() -> None:
     assert zs == sorted(zs, reverse=True)
     assert scores[-1].series_id == "a|Latency|Average"
     assert {s.series_id for s in scores} == {
-        "a|Latency|Average", "b|Latency|Average", "c|Availability|Average"
+        "a|Latency|Average",
+        "b|Latency|Average",
+        "c|Availability|Average",
     }
     by_id = {s.series_id: s for s in scores}
     assert by_id["c|Availability|Average"].direction == "down"

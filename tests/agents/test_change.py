@@ -49,12 +49,12 @@ MINUTE = timedelta(minutes=1)
 
 def _decoys() -> list[Change]:
     return [
-        change("c-true", -10, "payments"),                   # callee, just before the onset
-        change("c-old", -6 * 60, "checkout"),                # same service, hours earlier
-        change("c-island", -5, "reporting"),                 # unrelated service, at the onset
+        change("c-true", -10, "payments"),  # callee, just before the onset
+        change("c-old", -6 * 60, "checkout"),  # same service, hours earlier
+        change("c-island", -5, "reporting"),  # unrelated service, at the onset
         change("c-caller", -20, "web", kind=ChangeKind.CONFIG),
-        change("c-late", 55, "checkout"),                    # after most of the window
-        change("c-orphan", -2, None),                        # service unknown
+        change("c-late", 55, "checkout"),  # after most of the window
+        change("c-orphan", -2, None),  # service unknown
     ]
 
 
@@ -65,8 +65,9 @@ def _fault_below_checkout(*, callee_shift: bool = True) -> list[MetricSeries]:
     series += service_metrics("checkout", errors=[(10, None, 25.0)])
     if callee_shift:
         series += service_metrics("payments", errors=[(9, None, 30.0)])
-        series += service_metrics("payments-db", latency=[(9, None, 300.0)],
-                                  errors=[(9, None, 40.0)])
+        series += service_metrics(
+            "payments-db", latency=[(9, None, 300.0)], errors=[(9, None, 40.0)]
+        )
     else:
         series += healthy("payments", "payments-db")
     return series
@@ -81,8 +82,12 @@ def _finding(hyp: Hypothesis, change_id: str) -> dict[str, Any]:
 
 
 def _payload(series: MetricSeries) -> dict[str, Any]:
-    return {"id": series.id, "metric": series.metric,
-            "timestamps": [iso_z(t) for t in series.timestamps], "values": list(series.values)}
+    return {
+        "id": series.id,
+        "metric": series.metric,
+        "timestamps": [iso_z(t) for t in series.timestamps],
+        "values": list(series.values),
+    }
 
 
 # -- pure scoring ------------------------------------------------------------------------------
@@ -136,12 +141,18 @@ def test_sustained_shift_needs_a_third_of_the_points() -> None:
 
 def test_metric_onset_is_the_first_persistent_non_traffic_anomaly() -> None:
     directions: dict[str, str] = {}
-    series = [Series.from_data(_payload(s), directions) for s in (
-        metric("checkout", "errors", level=4, spread=1.5, stat="Sum", shifts=[(12, None, 25)]),
-        metric("checkout", "latency", shifts=[(30, 31, 200)]),  # one-point spike: not persistent
-        metric("checkout", "requests", level=600, spread=20, stat="Sum",
-               shifts=[(3, None, 500)]),  # load is not a symptom onset
-    )]
+    series = [
+        Series.from_data(_payload(s), directions)
+        for s in (
+            metric("checkout", "errors", level=4, spread=1.5, stat="Sum", shifts=[(12, None, 25)]),
+            metric(
+                "checkout", "latency", shifts=[(30, 31, 200)]
+            ),  # one-point spike: not persistent
+            metric(
+                "checkout", "requests", level=600, spread=20, stat="Sum", shifts=[(3, None, 500)]
+            ),  # load is not a symptom onset
+        )
+    ]
     onset = metric_onset(series, START, END, timedelta(hours=3))
 
     assert onset is not None
@@ -150,12 +161,14 @@ def test_metric_onset_is_the_first_persistent_non_traffic_anomaly() -> None:
 
 
 def test_detection_onset_takes_the_earliest_time_field() -> None:
-    inc = incident(detections=[
-        {"rule_id": "r1", "detected_at": iso_z(at(25))},
-        {"rule_id": "r2", "first_seen": iso_z(at(18)), "value": 3},
-        {"rule_id": "r3", "created": "2020-01-01T00:00:00Z"},  # far from the window: ignored
-        {"rule_id": "r4", "note": "not a time"},
-    ])
+    inc = incident(
+        detections=[
+            {"rule_id": "r1", "detected_at": iso_z(at(25))},
+            {"rule_id": "r2", "first_seen": iso_z(at(18)), "value": 3},
+            {"rule_id": "r3", "created": "2020-01-01T00:00:00Z"},  # far from the window: ignored
+            {"rule_id": "r4", "note": "not a time"},
+        ]
+    )
     onset = detection_onset(inc)
 
     assert onset is not None and onset.at == at(18)
@@ -175,14 +188,26 @@ def test_impact_of_a_faded_blip_is_lower_than_of_a_lasting_shift() -> None:
 
     def impact(series: MetricSeries) -> float:
         parsed = [Series.from_data(_payload(series), {})]
-        return measure_impact(change_at, parsed, None, after=timedelta(minutes=30),
-                              baseline=timedelta(hours=3), incident=incident_span).factor
+        return measure_impact(
+            change_at,
+            parsed,
+            None,
+            after=timedelta(minutes=30),
+            baseline=timedelta(hours=3),
+            incident=incident_span,
+        ).factor
 
     assert impact(lasting) > 0.9
     assert 0.2 < impact(faded) < 0.5 < impact(lasting)
     assert impact(quiet) < 0.15
-    unknown = measure_impact(change_at, [], None, after=timedelta(minutes=30),
-                             baseline=timedelta(hours=3), incident=incident_span)
+    unknown = measure_impact(
+        change_at,
+        [],
+        None,
+        after=timedelta(minutes=30),
+        baseline=timedelta(hours=3),
+        incident=incident_span,
+    )
     assert not unknown.measured and unknown.factor == 0.5
 
 
@@ -190,8 +215,10 @@ def test_impact_of_a_faded_blip_is_lower_than_of_a_lasting_shift() -> None:
 
 
 def test_causal_change_with_impact_beats_a_closer_decoy_without_impact() -> None:
-    changes = [change("c-cause", 8, "payments-db"),  # callee two hops down, just before onset
-               change("c-decoy", 5, "inventory")]     # direct callee, nothing moved after it
+    changes = [
+        change("c-cause", 8, "payments-db"),  # callee two hops down, just before onset
+        change("c-decoy", 5, "inventory"),
+    ]  # direct callee, nothing moved after it
     hyp = _analyze(changes, _fault_below_checkout())
 
     cause, decoy = _finding(hyp, "c-cause"), _finding(hyp, "c-decoy")
@@ -222,10 +249,12 @@ def test_change_after_the_onset_is_ignored() -> None:
 def test_detection_time_bounds_the_onset_without_metrics() -> None:
     detections = [{"rule_id": "checkout-errors", "detected_at": iso_z(at(5))}]
     inc = incident(detections=detections)
-    before = ChangeAnalyst().analyze(context(
-        tools(changes=[change("c-before", 2, "payments")]), inc=inc))
-    after = ChangeAnalyst().analyze(context(
-        tools(changes=[change("c-after", 15, "payments")]), inc=inc))
+    before = ChangeAnalyst().analyze(
+        context(tools(changes=[change("c-before", 2, "payments")]), inc=inc)
+    )
+    after = ChangeAnalyst().analyze(
+        context(tools(changes=[change("c-after", 15, "payments")]), inc=inc)
+    )
 
     assert before.findings["onset"]["source"] == "detections"
     assert before.root_cause is not None and before.root_cause.service == "payments"
@@ -234,9 +263,11 @@ def test_detection_time_bounds_the_onset_without_metrics() -> None:
 
 def test_abstains_when_no_change_moved_a_related_service() -> None:
     # A fault below checkout with no change behind it: the changes around it are decoys.
-    changes = [change("c-callee", 5, "inventory"),
-               change("c-same", -50, "checkout", kind=ChangeKind.CONFIG),
-               change("c-caller", 2, "web")]
+    changes = [
+        change("c-callee", 5, "inventory"),
+        change("c-same", -50, "checkout", kind=ChangeKind.CONFIG),
+        change("c-caller", 2, "web"),
+    ]
     hyp = _analyze(changes, _fault_below_checkout())
 
     assert hyp.root_cause is None
@@ -267,12 +298,16 @@ def test_changed_callee_that_shifted_first_explains_a_changed_caller() -> None:
 
 
 def test_error_logs_count_as_impact() -> None:
-    logs = [*log_lines("payments", "handled request ok", range(-180, 60, 3), LogLevel.INFO),
-            *log_lines("payments", "NullPointerException in PriceRule.apply",
-                       [m / 2 for m in range(6, 120)])]
+    logs = [
+        *log_lines("payments", "handled request ok", range(-180, 60, 3), LogLevel.INFO),
+        *log_lines(
+            "payments", "NullPointerException in PriceRule.apply", [m / 2 for m in range(6, 120)]
+        ),
+    ]
     inc = incident(detections=[{"detected_at": iso_z(at(8))}])
-    hyp = ChangeAnalyst().analyze(context(
-        tools(changes=[change("c-1", 2, "payments")], logs=logs), inc=inc))
+    hyp = ChangeAnalyst().analyze(
+        context(tools(changes=[change("c-1", 2, "payments")], logs=logs), inc=inc)
+    )
 
     trigger = hyp.findings["likely_trigger"]
     assert trigger["impact"]["signal"] == "error logs"
@@ -290,9 +325,15 @@ def test_impact_checks_are_bounded() -> None:
 
 
 def test_unavailable_metrics_degrade_to_partial_with_a_capped_guess() -> None:
-    hyp = ChangeAnalyst().analyze(context(tools(
-        changes=[change("c-1", -5, "payments")], series=_fault_below_checkout(),
-        unavailable={Source.METRICS: "metrics down"})))
+    hyp = ChangeAnalyst().analyze(
+        context(
+            tools(
+                changes=[change("c-1", -5, "payments")],
+                series=_fault_below_checkout(),
+                unavailable={Source.METRICS: "metrics down"},
+            )
+        )
+    )
 
     assert hyp.status is HypothesisStatus.PARTIAL
     assert hyp.root_cause is not None and hyp.root_cause.service == "payments"
@@ -324,8 +365,10 @@ def test_right_change_wins_among_time_and_relation_decoys() -> None:
 
 
 def test_rollback_recommended_for_a_change_with_a_measured_impact() -> None:
-    series = [*healthy("web", "payments", "payments-db", "inventory", "inventory-db"),
-              *service_metrics("checkout", errors=[(-4, None, 30.0)])]
+    series = [
+        *healthy("web", "payments", "payments-db", "inventory", "inventory-db"),
+        *service_metrics("checkout", errors=[(-4, None, 30.0)]),
+    ]
     hyp = _analyze([change("c-1", -5, "checkout")], series)
 
     rec = hyp.recommendations[0]
@@ -345,8 +388,14 @@ def test_unmeasured_suspect_gets_investigation_not_rollback() -> None:
 
 
 def test_config_change_on_a_parameter_keeps_its_full_name() -> None:
-    param = change("c-ssm", -3, "checkout", kind=ChangeKind.CONFIG,
-                   resource="/checkout/prod/timeout-ms", event_name="PutParameter")
+    param = change(
+        "c-ssm",
+        -3,
+        "checkout",
+        kind=ChangeKind.CONFIG,
+        resource="/checkout/prod/timeout-ms",
+        event_name="PutParameter",
+    )
     hyp = ChangeAnalyst().analyze(context(tools(changes=[param])))
 
     assert hyp.root_cause is not None
@@ -355,8 +404,11 @@ def test_config_change_on_a_parameter_keeps_its_full_name() -> None:
 
 
 def test_callee_beats_caller_at_the_same_time() -> None:
-    hyp = ChangeAnalyst().analyze(context(tools(changes=[
-        change("c-callee", -10, "payments-db"), change("c-caller", -10, "web")])))
+    hyp = ChangeAnalyst().analyze(
+        context(
+            tools(changes=[change("c-callee", -10, "payments-db"), change("c-caller", -10, "web")])
+        )
+    )
 
     assert hyp.root_cause is not None and hyp.root_cause.service == "payments-db"
     assert [a.service for a in hyp.alternatives] == ["web"]
@@ -364,8 +416,9 @@ def test_callee_beats_caller_at_the_same_time() -> None:
 
 def test_several_plausible_changes_lower_the_confidence() -> None:
     alone = ChangeAnalyst().analyze(context(tools(changes=[change("c-a", -10, "payments")])))
-    crowded = ChangeAnalyst().analyze(context(tools(changes=[
-        change("c-a", -10, "payments"), change("c-b", -11, "inventory")])))
+    crowded = ChangeAnalyst().analyze(
+        context(tools(changes=[change("c-a", -10, "payments"), change("c-b", -11, "inventory")]))
+    )
 
     assert crowded.root_cause is not None and crowded.root_cause.service == "payments"
     assert crowded.confidence < alone.confidence
@@ -383,9 +436,17 @@ def test_abstains_without_changes() -> None:
 
 
 def test_abstains_when_changes_are_irrelevant() -> None:
-    hyp = ChangeAnalyst().analyze(context(tools(changes=[
-        change("c-old", -10 * 60, "checkout"), change("c-island", -5, "reporting-db"),
-        change("c-orphan", -1, None)])))
+    hyp = ChangeAnalyst().analyze(
+        context(
+            tools(
+                changes=[
+                    change("c-old", -10 * 60, "checkout"),
+                    change("c-island", -5, "reporting-db"),
+                    change("c-orphan", -1, None),
+                ]
+            )
+        )
+    )
 
     assert hyp.root_cause is None
     assert hyp.confidence == 0.0
@@ -404,7 +465,10 @@ def test_lookback_bounds_the_query() -> None:
 
 class _ConfigDown(InMemoryTools):
     def list_config_changes(
-        self, start: datetime, end: datetime, service: str | None = None,
+        self,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
         next_token: str | None = None,
     ) -> ToolResult:
         return ToolResult.failed(self.source_name, ErrorCode.DATA_SOURCE_UNAVAILABLE, "down")
@@ -422,8 +486,11 @@ def test_one_failed_source_degrades_to_partial() -> None:
 
 
 def test_missing_graph_degrades_but_still_names_same_service_change() -> None:
-    hyp = ChangeAnalyst().analyze(context(tools(
-        changes=[change("c-1", -5, "checkout")], unavailable={Source.GRAPH: "graph down"})))
+    hyp = ChangeAnalyst().analyze(
+        context(
+            tools(changes=[change("c-1", -5, "checkout")], unavailable={Source.GRAPH: "graph down"})
+        )
+    )
 
     assert hyp.status is HypothesisStatus.PARTIAL
     assert hyp.root_cause is not None and hyp.root_cause.service == "checkout"
@@ -437,17 +504,35 @@ def test_no_change_source_at_all_raises() -> None:
 
 def test_no_service_names_are_special() -> None:
     # The same system under other names gives the same answer under those names.
-    renamed = {"web": "a", "checkout": "b", "payments": "c", "payments-db": "d",
-               "inventory": "e", "inventory-db": "f", "reporting": "g", "reporting-db": "h"}
-    edges = [(renamed[s], renamed[t]) for s, t in
-             [("web", "checkout"), ("checkout", "payments"), ("payments", "payments-db"),
-              ("checkout", "inventory"), ("inventory", "inventory-db"),
-              ("reporting", "reporting-db")]]
+    renamed = {
+        "web": "a",
+        "checkout": "b",
+        "payments": "c",
+        "payments-db": "d",
+        "inventory": "e",
+        "inventory-db": "f",
+        "reporting": "g",
+        "reporting-db": "h",
+    }
+    edges = [
+        (renamed[s], renamed[t])
+        for s, t in [
+            ("web", "checkout"),
+            ("checkout", "payments"),
+            ("payments", "payments-db"),
+            ("checkout", "inventory"),
+            ("inventory", "inventory-db"),
+            ("reporting", "reporting-db"),
+        ]
+    ]
     changes = [change("c-cause", 8, "d"), change("c-decoy", 5, "e")]
-    series = [MetricSeries(renamed[s.service], s.metric, s.stat, s.unit, s.timestamps, s.values)
-              for s in _fault_below_checkout()]
-    hyp = ChangeAnalyst().analyze(context(tools(changes=changes, edges=edges, series=series),
-                                          inc=incident("b")))
+    series = [
+        MetricSeries(renamed[s.service], s.metric, s.stat, s.unit, s.timestamps, s.values)
+        for s in _fault_below_checkout()
+    ]
+    hyp = ChangeAnalyst().analyze(
+        context(tools(changes=changes, edges=edges, series=series), inc=incident("b"))
+    )
 
     assert hyp.root_cause is not None and hyp.root_cause.service == "d"
 

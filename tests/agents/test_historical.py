@@ -52,9 +52,14 @@ def _truly_similar(**overrides: object) -> PastIncident:
         "component": "connection-pool",
         "days_ago": 30,
         "resolution": Resolution(
-            "MITIGATION", "Raised the payments-db connection pool limit.",
-            ("Increase the connection pool size of payments-db",
-             "Check slow queries on payments-db"), 45.0),
+            "MITIGATION",
+            "Raised the payments-db connection pool limit.",
+            (
+                "Increase the connection pool size of payments-db",
+                "Check slow queries on payments-db",
+            ),
+            45.0,
+        ),
     }
     fields.update(overrides)
     return past("H-TRUE", **fields)
@@ -63,15 +68,33 @@ def _truly_similar(**overrides: object) -> PastIncident:
 def _history() -> list[PastIncident]:
     return [
         _truly_similar(),
-        past("H-SAME-SVC", service="checkout", title="Checkout returns 404 for static assets",
-             symptoms=["missing product images"], root="checkout", component="assets",
-             category="CONFIG_CHANGE", days_ago=5),
-        past("H-ISLAND", service="reporting", title="Reporting latency high with timeouts",
-             symptoms=["p99 latency breach", "query timeout errors"], root="reporting-db",
-             days_ago=3),
-        past("H-ALSO", service="payments", title="Payment timeouts and checkout latency",
-             symptoms=["payment timeout errors", "connection pool exhausted"],
-             root="payments-db", component="connection-pool", days_ago=200),
+        past(
+            "H-SAME-SVC",
+            service="checkout",
+            title="Checkout returns 404 for static assets",
+            symptoms=["missing product images"],
+            root="checkout",
+            component="assets",
+            category="CONFIG_CHANGE",
+            days_ago=5,
+        ),
+        past(
+            "H-ISLAND",
+            service="reporting",
+            title="Reporting latency high with timeouts",
+            symptoms=["p99 latency breach", "query timeout errors"],
+            root="reporting-db",
+            days_ago=3,
+        ),
+        past(
+            "H-ALSO",
+            service="payments",
+            title="Payment timeouts and checkout latency",
+            symptoms=["payment timeout errors", "connection pool exhausted"],
+            root="payments-db",
+            component="connection-pool",
+            days_ago=200,
+        ),
     ]
 
 
@@ -119,7 +142,8 @@ def test_incident_similarity_orders_relation_and_requires_shared_symptoms() -> N
     assert same > neighbour > unrelated
     assert incident_similarity(Relation(RelationKind.SAME), 0.0, 1.0, 0) < 0.35
     assert incident_similarity(Relation(RelationKind.SAME), 0.6, 1.0, 10) > incident_similarity(
-        Relation(RelationKind.SAME), 0.6, 1.0, 1000)
+        Relation(RelationKind.SAME), 0.6, 1.0, 1000
+    )
 
 
 def test_command_detection() -> None:
@@ -132,14 +156,21 @@ def test_command_detection() -> None:
 
 def test_action_classification() -> None:
     assert classify_action("Roll back the payments release", "MITIGATION")[0] is (
-        RecommendationType.ROLLBACK)
+        RecommendationType.ROLLBACK
+    )
     assert classify_action("Redeploy the previous version", "ROLLBACK") == (
-        RecommendationType.ROLLBACK, Risk.MEDIUM)
+        RecommendationType.ROLLBACK,
+        Risk.MEDIUM,
+    )
     assert classify_action("Check slow queries", "ROLLBACK")[0] is RecommendationType.INVESTIGATION
     assert classify_action("Restart the consumers", "MITIGATION") == (
-        RecommendationType.MITIGATION, Risk.MEDIUM)
+        RecommendationType.MITIGATION,
+        Risk.MEDIUM,
+    )
     assert classify_action("Increase the pool size", "MITIGATION") == (
-        RecommendationType.MITIGATION, Risk.LOW)
+        RecommendationType.MITIGATION,
+        Risk.LOW,
+    )
 
 
 # -- analysis ----------------------------------------------------------------------------------
@@ -178,9 +209,14 @@ def test_recommendations_come_from_the_resolution_as_advice() -> None:
 
 
 def test_rollback_only_when_the_resolution_says_so() -> None:
-    rolled = _truly_similar(resolution=Resolution(
-        "ROLLBACK", "Reverted the payments release.", ("Redeploy the previous payments build",),
-        20.0))
+    rolled = _truly_similar(
+        resolution=Resolution(
+            "ROLLBACK",
+            "Reverted the payments release.",
+            ("Redeploy the previous payments build",),
+            20.0,
+        )
+    )
     hyp = HistoricalAnalyst().analyze(_ctx([rolled]))
 
     rollbacks = [r for r in hyp.recommendations if r.type is RecommendationType.ROLLBACK]
@@ -189,9 +225,14 @@ def test_rollback_only_when_the_resolution_says_so() -> None:
 
 
 def test_command_steps_are_not_copied_into_advice() -> None:
-    scripted = _truly_similar(resolution=Resolution(
-        "MITIGATION", "Rebooted the database.",
-        ("aws rds reboot-db-instance --db-instance-identifier payments",), 20.0))
+    scripted = _truly_similar(
+        resolution=Resolution(
+            "MITIGATION",
+            "Rebooted the database.",
+            ("aws rds reboot-db-instance --db-instance-identifier payments",),
+            20.0,
+        )
+    )
     hyp = HistoricalAnalyst().analyze(_ctx([scripted]))
 
     assert all(not is_command_like(r.description) for r in hyp.recommendations)
@@ -201,12 +242,21 @@ def test_command_steps_are_not_copied_into_advice() -> None:
 def test_consistent_matches_raise_confidence_and_conflicts_lower_it() -> None:
     one = HistoricalAnalyst().analyze(_ctx([_truly_similar()]))
     consistent = HistoricalAnalyst().analyze(_ctx([_truly_similar(), _history()[3]]))
-    conflicting = HistoricalAnalyst().analyze(_ctx([
-        _truly_similar(),
-        past("H-OTHER", service="checkout", title="Checkout latency high with payment timeouts",
-             symptoms=["p99 latency breach", "payment timeout errors"], root="inventory",
-             days_ago=30),
-    ]))
+    conflicting = HistoricalAnalyst().analyze(
+        _ctx(
+            [
+                _truly_similar(),
+                past(
+                    "H-OTHER",
+                    service="checkout",
+                    title="Checkout latency high with payment timeouts",
+                    symptoms=["p99 latency breach", "payment timeout errors"],
+                    root="inventory",
+                    days_ago=30,
+                ),
+            ]
+        )
+    )
 
     assert consistent.confidence > one.confidence
     assert conflicting.confidence < one.confidence
@@ -218,10 +268,20 @@ def test_consistent_matches_raise_confidence_and_conflicts_lower_it() -> None:
 
 def test_abstains_when_history_holds_nothing_similar() -> None:
     unrelated = [
-        past("H-1", service="reporting", title="Nightly export job ran out of disk",
-             symptoms=["disk full"], root="reporting-db"),
-        past("H-2", service="checkout", title="Certificate expired on the public endpoint",
-             symptoms=["TLS handshake failures"], root="checkout"),
+        past(
+            "H-1",
+            service="reporting",
+            title="Nightly export job ran out of disk",
+            symptoms=["disk full"],
+            root="reporting-db",
+        ),
+        past(
+            "H-2",
+            service="checkout",
+            title="Certificate expired on the public endpoint",
+            symptoms=["TLS handshake failures"],
+            root="checkout",
+        ),
     ]
     hyp = HistoricalAnalyst().analyze(_ctx(unrelated))
 
@@ -245,8 +305,13 @@ def test_incidents_from_inside_the_window_are_not_history() -> None:
 
 def test_neighbourhood_is_searched_through_the_graph() -> None:
     # Recorded on a callee two hops down, with a cause there: found only through the graph.
-    deep = past("H-DEEP", service="payments-db", title="Payment timeouts, latency high",
-                symptoms=["connection pool exhausted"], root="payments-db")
+    deep = past(
+        "H-DEEP",
+        service="payments-db",
+        title="Payment timeouts, latency high",
+        symptoms=["connection pool exhausted"],
+        root="payments-db",
+    )
     hyp = HistoricalAnalyst().analyze(_ctx([deep]))
 
     assert "payments-db" in hyp.findings["services_searched"]
@@ -256,7 +321,8 @@ def test_neighbourhood_is_searched_through_the_graph() -> None:
 def test_graph_failure_degrades_to_partial() -> None:
     healthy = HistoricalAnalyst().analyze(_ctx([_truly_similar()]))
     degraded = HistoricalAnalyst().analyze(
-        _ctx([_truly_similar()], unavailable={Source.GRAPH: "graph down"}))
+        _ctx([_truly_similar()], unavailable={Source.GRAPH: "graph down"})
+    )
 
     assert degraded.status is HypothesisStatus.PARTIAL
     assert degraded.root_cause is not None
@@ -281,9 +347,19 @@ def test_deterministic() -> None:
 
 def _score(service: str, metric: str, z: float) -> SeriesScore:
     return SeriesScore(
-        series_id=f"{service}|{metric}|Average", service=service, metric=metric, stat="Average",
-        direction="up", z=z, strength=strength(z), baseline_median=1.0, baseline_scale=1.0,
-        baseline_points=100, window_points=30, window_extreme=1.0 + z, extreme_at=None,
+        series_id=f"{service}|{metric}|Average",
+        service=service,
+        metric=metric,
+        stat="Average",
+        direction="up",
+        z=z,
+        strength=strength(z),
+        baseline_median=1.0,
+        baseline_scale=1.0,
+        baseline_points=100,
+        window_points=30,
+        window_extreme=1.0 + z,
+        extreme_at=None,
     )
 
 
@@ -299,16 +375,26 @@ def _slow_payments_db() -> list[MetricSeries]:
 
 def _by_symptoms() -> PastIncident:
     # Worded nothing like the current title, but it describes what the metrics show now.
-    return past("H-SYM", service="checkout", title="Slow card payments at the evening peak",
-                symptoms=["payments-db latency above 900 ms", "payments p99 latency high"],
-                root="payments-db", component="connection-pool")
+    return past(
+        "H-SYM",
+        service="checkout",
+        title="Slow card payments at the evening peak",
+        symptoms=["payments-db latency above 900 ms", "payments p99 latency high"],
+        root="payments-db",
+        component="connection-pool",
+    )
 
 
 def _by_title(root: str = "inventory-db") -> PastIncident:
     # Worded like the current title, with a cause that is quiet now.
-    return past(f"H-TITLE-{root}", service="checkout", title="Checkout availability below SLO",
-                symptoms=["inventory errors", "inventory-db CPU at 100%"], root=root,
-                category="CAPACITY")
+    return past(
+        f"H-TITLE-{root}",
+        service="checkout",
+        title="Checkout availability below SLO",
+        symptoms=["inventory errors", "inventory-db CPU at 100%"],
+        root=root,
+        category="CAPACITY",
+    )
 
 
 def _symptom_ctx(history: list[PastIncident], **kwargs: Any) -> AgentContext:
@@ -325,8 +411,13 @@ def test_symptom_tokens_mark_metric_families() -> None:
 
 
 def test_generic_tokens_are_the_ones_most_service_names_share() -> None:
-    names = ["cart_AWS::ECS::Fargate", "shop_AWS::ECS::Fargate", "orders_AWS::ECS::Fargate",
-             "pricing_AWS::Lambda::Function", "Orders_AWS::DynamoDB::Table"]
+    names = [
+        "cart_AWS::ECS::Fargate",
+        "shop_AWS::ECS::Fargate",
+        "orders_AWS::ECS::Fargate",
+        "pricing_AWS::Lambda::Function",
+        "Orders_AWS::DynamoDB::Table",
+    ]
     generic = generic_tokens(names)
     assert {"aws", "ecs"} <= generic
     assert "lambda" not in generic and "order" not in generic
@@ -336,8 +427,14 @@ def test_generic_tokens_are_the_ones_most_service_names_share() -> None:
 def test_fingerprint_discounts_a_caller_its_callee_explains() -> None:
     graph = Topology.from_edges([], [("front", "db"), ("front", "cache")])
     fingerprint = symptom_fingerprint(
-        [_score("front", "latency", 20.0), _score("db", "latency", 30.0),
-         _score("cache", "latency", 1.0), _score("cache", "requests", 30.0)], graph)
+        [
+            _score("front", "latency", 20.0),
+            _score("db", "latency", 30.0),
+            _score("cache", "latency", 1.0),
+            _score("cache", "requests", 30.0),
+        ],
+        graph,
+    )
 
     front, db = fingerprint.root_activity("front"), fingerprint.root_activity("db")
     assert db == pytest.approx(anomaly_activity(30.0), abs=1e-3)
@@ -352,18 +449,23 @@ def test_fingerprint_discounts_a_caller_its_callee_explains() -> None:
 def test_fingerprint_similarity_prefers_the_same_symptoms() -> None:
     graph = Topology.from_edges([], [("front", "db")])
     fingerprint = symptom_fingerprint(
-        [_score("db", "ThrottledRequests", 30.0), _score("front", "latency", 10.0)], graph)
-    same, other = fingerprint_similarities(fingerprint, [
-        past_symptom_tokens("front", "db", ["db throttled writes", "front latency high"]),
-        past_symptom_tokens("front", "front", ["memory leak", "task restarts"]),
-    ])
+        [_score("db", "ThrottledRequests", 30.0), _score("front", "latency", 10.0)], graph
+    )
+    same, other = fingerprint_similarities(
+        fingerprint,
+        [
+            past_symptom_tokens("front", "db", ["db throttled writes", "front latency high"]),
+            past_symptom_tokens("front", "front", ["memory leak", "task restarts"]),
+        ],
+    )
     assert same > 0.3 > other
 
 
 def test_incident_similarity_counts_a_quiet_root_cause_much_less() -> None:
     def similarity(activity: float | None) -> float:
-        return incident_similarity(Relation(RelationKind.CALLEE, 1), 0.3, 1.0, 30,
-                                   symptoms=0.5, root_activity=activity)
+        return incident_similarity(
+            Relation(RelationKind.CALLEE, 1), 0.3, 1.0, 30, symptoms=0.5, root_activity=activity
+        )
 
     assert similarity(1.0) > similarity(None) > similarity(0.0)
     assert similarity(0.0) <= 0.3 * similarity(1.0)
@@ -373,20 +475,23 @@ def test_incident_similarity_counts_a_quiet_root_cause_much_less() -> None:
 
 def test_fingerprint_services_are_bounded_and_neighbourhood_first() -> None:
     graph = Topology.from_edges([], EDGES)
-    candidates = [Past.from_data({"incident_id": "H", "service": "x",
-                                  "root_cause": {"service": root}})
-                  for root in ("reporting-db", "not-in-graph", "checkout")]
+    candidates = [
+        Past.from_data({"incident_id": "H", "service": "x", "root_cause": {"service": root}})
+        for root in ("reporting-db", "not-in-graph", "checkout")
+    ]
     chosen = fingerprint_services(["checkout", "payments"], candidates, graph, limit=3)
     assert chosen == ["checkout", "payments", "reporting-db"]
     assert fingerprint_services(["checkout", "payments"], candidates, graph, limit=1) == [
-        "checkout"]
+        "checkout"
+    ]
 
 
 def test_similar_incident_is_found_by_symptoms_despite_different_wording() -> None:
     history = [_by_symptoms(), _by_title()]
     with_metrics = HistoricalAnalyst().analyze(_symptom_ctx(history))
-    text_only = HistoricalAnalyst().analyze(context(
-        tools(incidents=history), inc=incident(title="Checkout availability below SLO")))
+    text_only = HistoricalAnalyst().analyze(
+        context(tools(incidents=history), inc=incident(title="Checkout availability below SLO"))
+    )
 
     # Text alone is fooled by the wording; the measured symptoms are not.
     assert text_only.root_cause is not None and text_only.root_cause.service == "inventory-db"
@@ -404,10 +509,20 @@ def test_similar_incident_is_found_by_symptoms_despite_different_wording() -> No
 
 
 def test_incident_whose_root_cause_is_quiet_now_ranks_low() -> None:
-    active = past("H-ACTIVE", service="checkout", title="Checkout slow",
-                  symptoms=["checkout latency high", "payments latency high"], root="payments-db")
-    quiet = past("H-QUIET", service="checkout", title="Checkout slow",
-                 symptoms=["checkout latency high", "payments latency high"], root="inventory-db")
+    active = past(
+        "H-ACTIVE",
+        service="checkout",
+        title="Checkout slow",
+        symptoms=["checkout latency high", "payments latency high"],
+        root="payments-db",
+    )
+    quiet = past(
+        "H-QUIET",
+        service="checkout",
+        title="Checkout slow",
+        symptoms=["checkout latency high", "payments latency high"],
+        root="inventory-db",
+    )
     analyst = HistoricalAnalyst(threshold=0.0)
     hyp = analyst.analyze(_symptom_ctx([active, quiet]))
 
@@ -418,7 +533,8 @@ def test_incident_whose_root_cause_is_quiet_now_ranks_low() -> None:
 
 def test_unreadable_metrics_fall_back_to_text_and_degrade() -> None:
     hyp = HistoricalAnalyst().analyze(
-        _ctx([_truly_similar()], unavailable={Source.METRICS: "metrics down"}))
+        _ctx([_truly_similar()], unavailable={Source.METRICS: "metrics down"})
+    )
 
     assert hyp.status is HypothesisStatus.PARTIAL
     assert hyp.root_cause is not None and hyp.root_cause.service == "payments-db"

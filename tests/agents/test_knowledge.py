@@ -38,27 +38,44 @@ from .builders_context import context, doc, graph, hypothesis, incident, tools
 DETECTIONS = [{"rule_id": "latency-p99-breach", "metric": "PaymentTimeouts"}]
 
 POOL_RUNBOOK = doc(
-    "rb-pool", "Database connection pool exhaustion",
-    {"Symptoms": "Payment timeouts and rising p99 latency on callers when the connection pool "
-                 "is exhausted.",
-     "Mitigation": "Raise the connection pool limit and shed non-critical traffic until "
-                   "latency recovers."},
-    services=["payments-db", "payments"])
+    "rb-pool",
+    "Database connection pool exhaustion",
+    {
+        "Symptoms": "Payment timeouts and rising p99 latency on callers when the connection pool "
+        "is exhausted.",
+        "Mitigation": "Raise the connection pool limit and shed non-critical traffic until "
+        "latency recovers.",
+    },
+    services=["payments-db", "payments"],
+)
 POOL_POSTMORTEM = doc(
-    "pm-pool", "Postmortem: payment timeouts from pool exhaustion",
-    {"Root cause": "The connection pool of the payments database was exhausted, causing "
-                   "payment timeouts and checkout latency."},
-    services=["payments-db"], doc_type=DocType.POSTMORTEM)
+    "pm-pool",
+    "Postmortem: payment timeouts from pool exhaustion",
+    {
+        "Root cause": "The connection pool of the payments database was exhausted, causing "
+        "payment timeouts and checkout latency."
+    },
+    services=["payments-db"],
+    doc_type=DocType.POSTMORTEM,
+)
 CACHE_RUNBOOK = doc(
-    "rb-cache", "Inventory cache misses",
-    {"Symptoms": "Stock lookups fail and the inventory cache hit ratio drops.",
-     "Mitigation": "Warm the inventory cache from the latest snapshot."},
-    services=["inventory"])
+    "rb-cache",
+    "Inventory cache misses",
+    {
+        "Symptoms": "Stock lookups fail and the inventory cache hit ratio drops.",
+        "Mitigation": "Warm the inventory cache from the latest snapshot.",
+    },
+    services=["inventory"],
+)
 KAFKA_RUNBOOK = doc(
-    "rb-kafka", "Kafka consumer lag",
-    {"Diagnosis": "Consumer group lag grows on the event bus.",
-     "Mitigation": "Add consumer instances."},
-    services=["events"])
+    "rb-kafka",
+    "Kafka consumer lag",
+    {
+        "Diagnosis": "Consumer group lag grows on the event bus.",
+        "Mitigation": "Add consumer instances.",
+    },
+    services=["events"],
+)
 
 
 def _prior() -> dict[str, Hypothesis]:
@@ -66,17 +83,21 @@ def _prior() -> dict[str, Hypothesis]:
     return {
         SIGNAL: hypothesis(SIGNAL, "inventory", 0.7, category="ERROR_RATE"),
         CHANGE: hypothesis(CHANGE, "inventory", 0.6, category="DEPLOYMENT"),
-        RISK: hypothesis(RISK, "payments-db", 0.4, component="connection-pool",
-                         category="RESOURCE_EXHAUSTION"),
+        RISK: hypothesis(
+            RISK, "payments-db", 0.4, component="connection-pool", category="RESOURCE_EXHAUSTION"
+        ),
         HISTORICAL: hypothesis(HISTORICAL, "payments-db", 0.5, category="RESOURCE_EXHAUSTION"),
     }
 
 
-def _ctx(docs: Sequence[KnowledgeDoc], prior: dict[str, Hypothesis] | None = None,
-         **kwargs: Any) -> AgentContext:
-    return context(tools(documents=docs, **kwargs),
-                   inc=incident(detections=DETECTIONS),
-                   prior=_prior() if prior is None else prior)
+def _ctx(
+    docs: Sequence[KnowledgeDoc], prior: dict[str, Hypothesis] | None = None, **kwargs: Any
+) -> AgentContext:
+    return context(
+        tools(documents=docs, **kwargs),
+        inc=incident(detections=DETECTIONS),
+        prior=_prior() if prior is None else prior,
+    )
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -109,8 +130,11 @@ def test_name_tokens_shared_by_many_services_weigh_little() -> None:
 def test_identity_match_reads_the_title_and_the_document_id() -> None:
     names = ["cart_AWS::ECS::Fargate", "search_AWS::ECS::Fargate", "card.acme-net.com_remote"]
     weights = name_weights(names)
-    section = _section("rb-acme-outage", "Runbook: card network slow",
-                       ["card.acme-net.com_remote", "cart_AWS::ECS::Fargate"])
+    section = _section(
+        "rb-acme-outage",
+        "Runbook: card network slow",
+        ["card.acme-net.com_remote", "cart_AWS::ECS::Fargate"],
+    )
     about_provider = identity_match("card.acme-net.com_remote", section, weights)
     assert 0.0 < about_provider < 1.0  # card and acme, not net, com or remote
     full = _section("rb-x", "card acme net com remote", [])
@@ -159,7 +183,8 @@ def test_candidate_scores_split_documents_that_list_several_candidates() -> None
 
 def test_documents_that_discriminate_name_the_candidate_they_support() -> None:
     hyp = KnowledgeAnalyst().analyze(
-        _ctx([POOL_RUNBOOK, POOL_POSTMORTEM, CACHE_RUNBOOK, KAFKA_RUNBOOK]))
+        _ctx([POOL_RUNBOOK, POOL_POSTMORTEM, CACHE_RUNBOOK, KAFKA_RUNBOOK])
+    )
 
     # Not the weighted majority (inventory): the documents that match the symptoms.
     assert hyp.root_cause is not None
@@ -190,11 +215,15 @@ def test_citations_name_document_and_section() -> None:
 
 
 def test_abstains_when_documents_do_not_discriminate() -> None:
-    shared = doc("rb-shared", "Checkout dependency failures",
-                 {"Symptoms": "Payment timeouts and p99 latency on checkout when a dependency "
-                              "degrades.",
-                  "Mitigation": "Shed non-critical traffic."},
-                 services=["payments-db", "inventory"])
+    shared = doc(
+        "rb-shared",
+        "Checkout dependency failures",
+        {
+            "Symptoms": "Payment timeouts and p99 latency on checkout when a dependency degrades.",
+            "Mitigation": "Shed non-critical traffic.",
+        },
+        services=["payments-db", "inventory"],
+    )
     hyp = KnowledgeAnalyst().analyze(_ctx([shared]))
 
     assert hyp.root_cause is None
@@ -222,10 +251,15 @@ def test_without_prior_opinions_cites_documents_but_names_no_cause() -> None:
 
 
 def test_command_steps_in_runbooks_are_not_copied() -> None:
-    scripted = doc("rb-script", "Connection pool exhaustion",
-                   {"Mitigation": "Payment timeouts: run `kubectl rollout restart "
-                                  "deploy/payments` to reset the connection pool."},
-                   services=["payments-db"])
+    scripted = doc(
+        "rb-script",
+        "Connection pool exhaustion",
+        {
+            "Mitigation": "Payment timeouts: run `kubectl rollout restart "
+            "deploy/payments` to reset the connection pool."
+        },
+        services=["payments-db"],
+    )
     hyp = KnowledgeAnalyst().analyze(_ctx([scripted]))
 
     assert hyp.recommendations
@@ -245,8 +279,9 @@ def test_some_failed_queries_degrade_to_partial() -> None:
     docs = [POOL_RUNBOOK, POOL_POSTMORTEM, CACHE_RUNBOOK]
     healthy = KnowledgeAnalyst().analyze(_ctx(docs))
     flaky = _CandidateQueriesFail("test", graph=graph(), documents=docs)
-    degraded = KnowledgeAnalyst().analyze(AgentContext(
-        incident=incident(detections=DETECTIONS), tools=flaky, prior=_prior()))
+    degraded = KnowledgeAnalyst().analyze(
+        AgentContext(incident=incident(detections=DETECTIONS), tools=flaky, prior=_prior())
+    )
 
     assert degraded.status is HypothesisStatus.PARTIAL
     assert degraded.findings["degraded"]
@@ -275,30 +310,47 @@ GATEWAY = "gateway_AWS::ECS::Fargate"
 SLOW_DETECTIONS = [{"rule_id": "gateway-p99-latency", "metric": "CardAuthorisationLatency"}]
 
 LEDGER_POSTMORTEM = doc(
-    "pm-ledger-pool", "Postmortem: authorisation timeouts after a ledger release",
-    {"Summary": "A ledger release shrank its client pool; card authorisation latency rose and "
-                "gateway callers timed out."},
-    services=[LEDGER, GATEWAY], doc_type=DocType.POSTMORTEM)
+    "pm-ledger-pool",
+    "Postmortem: authorisation timeouts after a ledger release",
+    {
+        "Summary": "A ledger release shrank its client pool; card authorisation latency rose and "
+        "gateway callers timed out."
+    },
+    services=[LEDGER, GATEWAY],
+    doc_type=DocType.POSTMORTEM,
+)
 PROVIDER_RUNBOOK = doc(
-    "rb-acme-degradation", "Runbook: card network (acme-net) slow or failing",
-    {"Symptoms": "Card authorisation latency up on gateway and ledger together, read timeouts "
-                 "to the card network."},
-    services=[PROVIDER, LEDGER, GATEWAY])
+    "rb-acme-degradation",
+    "Runbook: card network (acme-net) slow or failing",
+    {
+        "Symptoms": "Card authorisation latency up on gateway and ledger together, read timeouts "
+        "to the card network."
+    },
+    services=[PROVIDER, LEDGER, GATEWAY],
+)
 
 
 def _slow_provider_prior(gateway: float = 0.01) -> dict[str, Hypothesis]:
     return {
-        SIGNAL: hypothesis(SIGNAL, PROVIDER, 0.8, category="LATENCY",
-                           alternatives=[(GATEWAY, gateway), (LEDGER, 0.0)]),
+        SIGNAL: hypothesis(
+            SIGNAL,
+            PROVIDER,
+            0.8,
+            category="LATENCY",
+            alternatives=[(GATEWAY, gateway), (LEDGER, 0.0)],
+        ),
         RISK: hypothesis(RISK, PROVIDER, 0.3, category="LATENCY"),
     }
 
 
 def _slow_provider_ctx(prior: dict[str, Hypothesis]) -> AgentContext:
-    return context(tools(documents=[LEDGER_POSTMORTEM, PROVIDER_RUNBOOK]),
-                   inc=incident("gateway", title="Gateway card authorisation latency high",
-                                detections=SLOW_DETECTIONS),
-                   prior=prior)
+    return context(
+        tools(documents=[LEDGER_POSTMORTEM, PROVIDER_RUNBOOK]),
+        inc=incident(
+            "gateway", title="Gateway card authorisation latency high", detections=SLOW_DETECTIONS
+        ),
+        prior=prior,
+    )
 
 
 def test_a_runbook_titled_after_a_service_supports_it_over_the_services_it_lists() -> None:
@@ -318,14 +370,24 @@ def test_a_runbook_titled_after_a_service_supports_it_over_the_services_it_lists
 def test_a_candidate_no_agent_found_plausible_cannot_win_on_documents() -> None:
     # Only the ledger's own postmortem is relevant, but no agent found the ledger plausible
     # (confidence 0.0) and nothing is about the plausible provider: no root cause.
-    ledger_only = doc("pm-ledger-only", LEDGER_POSTMORTEM.title,
-                      {s.heading: s.text for s in LEDGER_POSTMORTEM.sections},
-                      services=[LEDGER], doc_type=DocType.POSTMORTEM)
-    hyp = KnowledgeAnalyst().analyze(context(
-        tools(documents=[ledger_only]),
-        inc=incident("gateway", title="Gateway card authorisation latency high",
-                     detections=SLOW_DETECTIONS),
-        prior=_slow_provider_prior()))
+    ledger_only = doc(
+        "pm-ledger-only",
+        LEDGER_POSTMORTEM.title,
+        {s.heading: s.text for s in LEDGER_POSTMORTEM.sections},
+        services=[LEDGER],
+        doc_type=DocType.POSTMORTEM,
+    )
+    hyp = KnowledgeAnalyst().analyze(
+        context(
+            tools(documents=[ledger_only]),
+            inc=incident(
+                "gateway",
+                title="Gateway card authorisation latency high",
+                detections=SLOW_DETECTIONS,
+            ),
+            prior=_slow_provider_prior(),
+        )
+    )
 
     assert hyp.findings["candidate_support"][LEDGER] > 0.0
     assert hyp.root_cause is None

@@ -11,21 +11,38 @@ from opx.agents.local.spans import SpanView, parse_spans
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _span(trace: str, span: str, parent: str | None, service: str, operation: str,
-          start_s: float = 0.0) -> dict[str, Any]:
+def _span(
+    trace: str, span: str, parent: str | None, service: str, operation: str, start_s: float = 0.0
+) -> dict[str, Any]:
     start = T0 + timedelta(seconds=start_s)
-    return {"trace_id": trace, "span_id": span, "parent_id": parent, "service": service,
-            "operation": operation, "start": start.isoformat(), "duration_ms": 10.0}
+    return {
+        "trace_id": trace,
+        "span_id": span,
+        "parent_id": parent,
+        "service": service,
+        "operation": operation,
+        "start": start.isoformat(),
+        "duration_ms": 10.0,
+    }
 
 
-def _line(trace: str, span: str, service: str, message: str, level: str = "INFO",
-          n: int = 0) -> dict[str, Any]:
-    return {"id": f"{trace}/{span}/{n}", "trace_id": trace, "span_id": span, "service": service,
-            "level": level, "message": message, "timestamp": T0.isoformat()}
+def _line(
+    trace: str, span: str, service: str, message: str, level: str = "INFO", n: int = 0
+) -> dict[str, Any]:
+    return {
+        "id": f"{trace}/{span}/{n}",
+        "trace_id": trace,
+        "span_id": span,
+        "service": service,
+        "level": level,
+        "message": message,
+        "timestamp": T0.isoformat(),
+    }
 
 
-def _calls(prefix: str, count: int, *, lines: int, errors: int = 0
-           ) -> tuple[list[SpanView], list[dict[str, Any]]]:
+def _calls(
+    prefix: str, count: int, *, lines: int, errors: int = 0
+) -> tuple[list[SpanView], list[dict[str, Any]]]:
     """``count`` calls of route's Query operation; the first ``lines`` log their usual line,
     the first ``errors`` an error line."""
     spans, events = [], []
@@ -39,8 +56,10 @@ def _calls(prefix: str, count: int, *, lines: int, errors: int = 0
     return parse_spans(spans), events
 
 
-def _stats(base: tuple[list[SpanView], list[dict[str, Any]]],
-           win: tuple[list[SpanView], list[dict[str, Any]]]) -> dict[str, Any]:
+def _stats(
+    base: tuple[list[SpanView], list[dict[str, Any]]],
+    win: tuple[list[SpanView], list[dict[str, Any]]],
+) -> dict[str, Any]:
     base_tied, _ = split_tied(base[1], base[0])
     win_tied, _ = split_tied(win[1], win[0])
     found = operation_stats((base_tied, base[0]), (win_tied, win[0]))
@@ -92,11 +111,13 @@ def test_lines_without_a_span_of_their_own_service_are_left_loose() -> None:
 
 
 def test_a_caller_error_over_a_failing_callee_is_left_to_the_callee() -> None:
-    spans = parse_spans([
-        _span("t", "a", None, "travel", "/trips"),
-        _span("t", "b", "a", "travel", "client"),
-        _span("t", "c", "b", "route", "Query"),
-    ])
+    spans = parse_spans(
+        [
+            _span("t", "a", None, "travel", "/trips"),
+            _span("t", "b", "a", "travel", "client"),
+            _span("t", "c", "b", "route", "Query"),
+        ]
+    )
     caller = _line("t", "a", "travel", "Servlet.service() threw exception", level="ERROR")
     caller_info = _line("t", "a", "travel", "query trips", n=2)
     callee = _line("t", "c", "route", "lookup failed", level="ERROR", n=1)

@@ -18,10 +18,8 @@ from opx.agents.local.logs import (
 @pytest.mark.parametrize(
     ("message", "template"),
     [
-        ("timeout after 3000 ms calling 10.0.3.7:5432",
-         "timeout after <NUM> ms calling <IP>"),
-        ("order 550e8400-e29b-41d4-a716-446655440000 failed",
-         "order <UUID> failed"),
+        ("timeout after 3000 ms calling 10.0.3.7:5432", "timeout after <NUM> ms calling <IP>"),
+        ("order 550e8400-e29b-41d4-a716-446655440000 failed", "order <UUID> failed"),
         ("bad pointer 0x7ffe12 in worker 3", "bad pointer <HEX> in worker <NUM>"),
         ("trace 5f2a9c1e3b7d4a60 rejected", "trace <HEX> rejected"),
         ('user "alice" not found', "user <STR> not found"),
@@ -52,8 +50,14 @@ def test_error_events_by_level_or_wording() -> None:
 
 
 def _event(i: int, service: str, message: str, level: str = "ERROR") -> dict[str, Any]:
-    return {"id": f"e{i}", "service": service, "level": level, "message": message,
-            "timestamp": "2026-03-01T12:00:00Z", "trace_id": f"t{i % 3}"}
+    return {
+        "id": f"e{i}",
+        "service": service,
+        "level": level,
+        "message": message,
+        "timestamp": "2026-03-01T12:00:00Z",
+        "trace_id": f"t{i % 3}",
+    }
 
 
 def test_a_new_template_in_the_window_is_anomalous() -> None:

@@ -23,22 +23,35 @@ from opx.domain.incident import Severity
 
 from .builders_context import context, hypothesis, incident
 
-ROLLBACK_TEXT = ("Consider rolling back UpdateFunctionCode on arn:aws:lambda:us-east-1:"
-                 "111122223333:function:payments-fn made at 2026-03-01T11:50:00Z.")
+ROLLBACK_TEXT = (
+    "Consider rolling back UpdateFunctionCode on arn:aws:lambda:us-east-1:"
+    "111122223333:function:payments-fn made at 2026-03-01T11:50:00Z."
+)
 POOL_TEXT = "Consider, per runbook rb-pool §Mitigation: raise the connection pool limit."
 
 
 def _prior(change_service: str = "payments-db") -> dict[str, Hypothesis]:
     return {
-        SIGNAL: hypothesis(SIGNAL, "payments-db", 0.7, component="connection-pool",
-                           category="RESOURCE_EXHAUSTION", alternatives=[("inventory", 0.3)]),
-        CHANGE: hypothesis(CHANGE, change_service, 0.6, category="DEPLOYMENT",
-                           recommendations=[(RecommendationType.ROLLBACK, ROLLBACK_TEXT,
-                                             Risk.MEDIUM)]),
+        SIGNAL: hypothesis(
+            SIGNAL,
+            "payments-db",
+            0.7,
+            component="connection-pool",
+            category="RESOURCE_EXHAUSTION",
+            alternatives=[("inventory", 0.3)],
+        ),
+        CHANGE: hypothesis(
+            CHANGE,
+            change_service,
+            0.6,
+            category="DEPLOYMENT",
+            recommendations=[(RecommendationType.ROLLBACK, ROLLBACK_TEXT, Risk.MEDIUM)],
+        ),
         HISTORICAL: hypothesis(HISTORICAL, "payments-db", 0.5, category="RESOURCE_EXHAUSTION"),
         RISK: hypothesis(RISK, "inventory", 0.4),
-        KNOWLEDGE: hypothesis(KNOWLEDGE, None, recommendations=[
-            (RecommendationType.MITIGATION, POOL_TEXT, Risk.LOW)]),
+        KNOWLEDGE: hypothesis(
+            KNOWLEDGE, None, recommendations=[(RecommendationType.MITIGATION, POOL_TEXT, Risk.LOW)]
+        ),
     }
 
 
@@ -73,7 +86,8 @@ def test_split_support_lowers_confidence() -> None:
     agreeing = {SIGNAL: hypothesis(SIGNAL, "a", 0.8), RISK: hypothesis(RISK, "a", 0.8)}
     split = {SIGNAL: hypothesis(SIGNAL, "a", 0.8), RISK: hypothesis(RISK, "b", 0.8)}
     assert synthesis_confidence(support_table(split)) < synthesis_confidence(
-        support_table(agreeing))
+        support_table(agreeing)
+    )
     assert synthesis_confidence(support_table(agreeing)) <= 0.7
 
 
@@ -96,8 +110,7 @@ def test_rollback_offered_when_the_suspect_change_agrees_with_the_leader() -> No
     assert rollback[0]["risk"] == "MEDIUM"
     assert rollback[0]["tradeoffs"]
     assert any(o["type"] == "MITIGATION" and "rb-pool" in o["description"] for o in options)
-    assert any(o["type"] == "INVESTIGATION" and "payments-db" in o["description"]
-               for o in options)
+    assert any(o["type"] == "INVESTIGATION" and "payments-db" in o["description"] for o in options)
     assert hyp.findings["tradeoff_analysis"]["rollback"]["proposed"] is True
     assert len(hyp.recommendations) == 3
 
@@ -114,14 +127,35 @@ def test_no_rollback_when_the_suspect_change_is_elsewhere() -> None:
 
 def test_never_recommends_command_like_steps() -> None:
     prior = _prior()
-    prior[KNOWLEDGE] = hypothesis(KNOWLEDGE, "payments-db", 0.5, recommendations=[
-        (RecommendationType.MITIGATION, "Run `kubectl rollout restart deploy/payments`", Risk.LOW),
-        (RecommendationType.MITIGATION, "aws rds modify-db-instance --max-connections 500",
-         Risk.MEDIUM),
-    ])
-    prior[CHANGE] = hypothesis(CHANGE, "payments-db", 0.6, recommendations=[
-        (RecommendationType.ROLLBACK, "$ aws lambda update-function-code --function-name p",
-         Risk.MEDIUM)])
+    prior[KNOWLEDGE] = hypothesis(
+        KNOWLEDGE,
+        "payments-db",
+        0.5,
+        recommendations=[
+            (
+                RecommendationType.MITIGATION,
+                "Run `kubectl rollout restart deploy/payments`",
+                Risk.LOW,
+            ),
+            (
+                RecommendationType.MITIGATION,
+                "aws rds modify-db-instance --max-connections 500",
+                Risk.MEDIUM,
+            ),
+        ],
+    )
+    prior[CHANGE] = hypothesis(
+        CHANGE,
+        "payments-db",
+        0.6,
+        recommendations=[
+            (
+                RecommendationType.ROLLBACK,
+                "$ aws lambda update-function-code --function-name p",
+                Risk.MEDIUM,
+            )
+        ],
+    )
     hyp = _analyze(prior)
 
     texts = [r.description for r in hyp.recommendations]
@@ -134,12 +168,15 @@ def test_never_recommends_command_like_steps() -> None:
 
 
 def test_severe_incidents_prefer_low_risk_when_effectiveness_is_comparable() -> None:
-    risky = Option(RecommendationType.ROLLBACK, "Consider rolling back X.", 0.6, Risk.MEDIUM,
-                   (CHANGE,), ())
-    safe = Option(RecommendationType.MITIGATION, "Consider shedding load.", 0.52, Risk.LOW,
-                  (KNOWLEDGE,), ())
-    clear_winner = Option(RecommendationType.ROLLBACK, "Consider rolling back Y.", 0.9,
-                          Risk.MEDIUM, (CHANGE,), ())
+    risky = Option(
+        RecommendationType.ROLLBACK, "Consider rolling back X.", 0.6, Risk.MEDIUM, (CHANGE,), ()
+    )
+    safe = Option(
+        RecommendationType.MITIGATION, "Consider shedding load.", 0.52, Risk.LOW, (KNOWLEDGE,), ()
+    )
+    clear_winner = Option(
+        RecommendationType.ROLLBACK, "Consider rolling back Y.", 0.9, Risk.MEDIUM, (CHANGE,), ()
+    )
 
     assert rank_options([risky, safe], Severity.SEV1)[0] is safe
     assert rank_options([risky, safe], Severity.SEV4)[0] is risky
@@ -171,13 +208,21 @@ def test_deterministic() -> None:
 def test_the_leader_weighs_a_metrics_only_opinion_by_its_breadth() -> None:
     # The signal analyst cites logs and traces, the risk analyst reads metrics only: its say is
     # a third of the telemetry in play, as in the consensus.
-    signal = hypothesis(SIGNAL, "route", 0.3).model_copy(update={"evidence": [
-        Evidence(tool="search_logs", summary="an operation stopped logging"),
-        Evidence(tool="get_traces", summary="its calls still arrive"),
-    ]})
-    risk = hypothesis(RISK, "basic", 0.45).model_copy(update={"evidence": [
-        Evidence(tool="get_metrics", summary="memory up"),
-    ]})
+    signal = hypothesis(SIGNAL, "route", 0.3).model_copy(
+        update={
+            "evidence": [
+                Evidence(tool="search_logs", summary="an operation stopped logging"),
+                Evidence(tool="get_traces", summary="its calls still arrive"),
+            ]
+        }
+    )
+    risk = hypothesis(RISK, "basic", 0.45).model_copy(
+        update={
+            "evidence": [
+                Evidence(tool="get_metrics", summary="memory up"),
+            ]
+        }
+    )
     table = support_table({SIGNAL: signal, RISK: risk})
     assert [s.service for s in table] == ["route", "basic"]
     # Where only metrics are cited, the weights alone decide (0.8 x 0.45 > 1.0 x 0.3).

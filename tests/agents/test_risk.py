@@ -103,9 +103,7 @@ def test_an_unrelated_fault_widens_the_radius_but_is_not_the_origin() -> None:
     system.metric("reports", "Latency", shift=900.0)
     hypothesis = analyze(system)
     assert hypothesis.root_cause is None
-    assert hypothesis.findings["blast_radius"]["affected_services"] == [
-        "batch", "front", "reports"
-    ]
+    assert hypothesis.findings["blast_radius"]["affected_services"] == ["batch", "front", "reports"]
 
 
 def test_blast_radius_without_a_graph_falls_back_to_the_strongest_anomaly() -> None:

@@ -15,32 +15,42 @@ def _latency(service: str, z: float, rise_ms: float, spans: int = 10) -> Latency
 
 
 def _template(service: str, z: float, operation: str = "") -> TemplateStat:
-    return TemplateStat("tpl-x", service, "x failed", 0, 10, 0.0, z, True, (), (),
-                        operation=operation)
+    return TemplateStat(
+        "tpl-x", service, "x failed", 0, 10, 0.0, z, True, (), (), operation=operation
+    )
 
 
 def test_latency_shares_weigh_each_rise_by_the_time_it_cost() -> None:
-    shares = latency_shares({
-        "slow": _latency("slow", 50.0, 2000.0),
-        "jitter": _latency("jitter", 30.0, 14.0),
-    })
+    shares = latency_shares(
+        {
+            "slow": _latency("slow", 50.0, 2000.0),
+            "jitter": _latency("jitter", 30.0, 14.0),
+        }
+    )
     assert shares["slow"] == pytest.approx(1.0)
     assert shares["jitter"] == pytest.approx(14.0 / 2000.0)
     assert latency_shares({"calm": _latency("calm", 1.0, 50.0)}) == {}
 
 
 def test_a_cheap_rise_weighs_little_in_the_trace_strength() -> None:
-    signals = build_signals([], [], {}, {
-        "slow": _latency("slow", 50.0, 2000.0),
-        "jitter": _latency("jitter", 30.0, 14.0),
-    }, None)
+    signals = build_signals(
+        [],
+        [],
+        {},
+        {
+            "slow": _latency("slow", 50.0, 2000.0),
+            "jitter": _latency("jitter", 30.0, 14.0),
+        },
+        None,
+    )
     assert signals["slow"].strengths()["traces"] > 0.95
     assert signals["jitter"].strengths()["traces"] < 0.01
 
 
 def test_own_evidence_counts_tied_lines_and_traces_only_when_anomalous() -> None:
-    tied = ServiceSignal("a", log=_template("a", 10.0, "Query"),
-                         own_log=_template("a", 10.0, "Query"))
+    tied = ServiceSignal(
+        "a", log=_template("a", 10.0, "Query"), own_log=_template("a", 10.0, "Query")
+    )
     assert tied.own == pytest.approx(tied.log.strength if tied.log else 0.0)
     loose = ServiceSignal("a", log=_template("a", 10.0))
     assert loose.own == 0.0

@@ -38,13 +38,19 @@ def test_the_deepest_faulty_node_of_a_chain_is_the_root_cause() -> None:
     assert hypothesis.confidence >= 0.6
     # store's extra request-seconds account for each caller's: every caller is a symptom, and
     # among equally explained symptoms the one nearer the origin comes first.
-    assert [a.service for a in hypothesis.alternatives] == ["inventory", "pricing", "orders",
-                                                            "front"]
+    assert [a.service for a in hypothesis.alternatives] == [
+        "inventory",
+        "pricing",
+        "orders",
+        "front",
+    ]
     assert all(a.confidence < hypothesis.confidence for a in hypothesis.alternatives)
     metric_evidence = [e for e in hypothesis.evidence if e.tool == "get_metrics"]
     # The store's own anomalous series, and the alarm series the analysis was anchored on.
     assert {r for e in metric_evidence for r in e.record_ids} == {
-        "store|Latency|Average", "store|Errors|Sum", "front|Latency|Average"
+        "store|Latency|Average",
+        "store|Errors|Sum",
+        "front|Latency|Average",
     }
     assert hypothesis.findings["alarm"]["series"] == "front|Latency|Average"
     ranking = hypothesis.findings["ranking"]
@@ -144,9 +150,7 @@ def test_comparable_candidates_lower_the_confidence() -> None:
     hypothesis = analyze(system)
     assert hypothesis.root_cause is not None
     assert hypothesis.confidence < 0.45
-    assert {hypothesis.root_cause.service, hypothesis.alternatives[0].service} == {
-        "left", "right"
-    }
+    assert {hypothesis.root_cause.service, hypothesis.alternatives[0].service} == {"left", "right"}
     assert hypothesis.contradicting_evidence
 
 
@@ -158,8 +162,7 @@ def test_logs_and_traces_alone_localise_an_error_origin() -> None:
     for i in range(60):
         system.call(f"b{i}", -300 + i * 4, ["front", "api", "db"], [50.0, 30.0, 10.0])
     for i in range(12):
-        system.call(f"w{i}", 1 + i * 2, ["front", "api", "db"], [50.0, 30.0, 10.0],
-                    failing_from=0)
+        system.call(f"w{i}", 1 + i * 2, ["front", "api", "db"], [50.0, 30.0, 10.0], failing_from=0)
         system.log("db", 1 + i * 2, f"connection pool exhausted after {i} ms", LogLevel.ERROR)
         system.log("front", 1 + i * 2, "upstream returned 500", LogLevel.ERROR)
     hypothesis = analyze(system)
@@ -247,42 +250,66 @@ class _BulkTools:
     def get_service_graph(self, next_token: str | None = None) -> ToolResult:
         return ToolResult(status=ToolStatus.SUCCESS, data=self._graph, source="bulk")
 
-    def get_metrics(self, start: datetime, end: datetime, service: str | None = None,
-                    metric: str | None = None, stat: str | None = None,
-                    next_token: str | None = None) -> ToolResult:
+    def get_metrics(
+        self,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        metric: str | None = None,
+        stat: str | None = None,
+        next_token: str | None = None,
+    ) -> ToolResult:
         series = []
         for s in self._system.series:
             if service is not None and s.service != service:
                 continue
-            points = [(t, v) for t, v in zip(s.timestamps, s.values, strict=True)
-                      if start <= t < end]
-            series.append({**s.header(), "timestamps": [t.isoformat() for t, _ in points],
-                           "values": [v for _, v in points]})
+            points = [
+                (t, v) for t, v in zip(s.timestamps, s.values, strict=True) if start <= t < end
+            ]
+            series.append(
+                {
+                    **s.header(),
+                    "timestamps": [t.isoformat() for t, _ in points],
+                    "values": [v for _, v in points],
+                }
+            )
         return ToolResult(status=ToolStatus.SUCCESS, data={"series": series}, source="bulk")
 
-    def get_traffic(self, service: str, start: datetime, end: datetime,
-                    next_token: str | None = None) -> ToolResult:
+    def get_traffic(
+        self, service: str, start: datetime, end: datetime, next_token: str | None = None
+    ) -> ToolResult:
         return self.get_metrics(start, end, service)
 
-    def search_logs(self, start: datetime, end: datetime, service: str | None = None,
-                    pattern: str | None = None, next_token: str | None = None) -> ToolResult:
+    def search_logs(
+        self,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        pattern: str | None = None,
+        next_token: str | None = None,
+    ) -> ToolResult:
         return ToolResult(status=ToolStatus.SUCCESS, data={"events": []}, source="bulk")
 
-    def get_traces(self, start: datetime, end: datetime, service: str | None = None,
-                   errors_only: bool = False, next_token: str | None = None) -> ToolResult:
+    def get_traces(
+        self,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        errors_only: bool = False,
+        next_token: str | None = None,
+    ) -> ToolResult:
         return ToolResult(status=ToolStatus.SUCCESS, data={"spans": []}, source="bulk")
 
 
-def test_forty_services_of_twenty_series_of_seven_hundred_points_take_well_under_a_second(
-) -> None:
+def test_forty_services_of_twenty_series_of_seven_hundred_points_take_well_under_a_second() -> None:
     names = [f"svc{i:02d}" for i in range(40)]
-    system = System(edges=[(names[i], names[j]) for i in range(40) for j in (2 * i + 1, 2 * i + 2)
-                           if j < 40])
+    system = System(
+        edges=[(names[i], names[j]) for i in range(40) for j in (2 * i + 1, 2 * i + 2) if j < 40]
+    )
     for name in names:
         for k in range(20):
             shift = 200.0 if name == "svc37" and k < 3 else 0.0
-            system.metric(name, f"Latency{k}", shift=shift, baseline_points=670,
-                          window_points=30)
+            system.metric(name, f"Latency{k}", shift=shift, baseline_points=670, window_points=30)
     tools: Any = _BulkTools(system)
     analysts: tuple[Analyst, ...] = (SignalAnalyst(), RiskAnalyst())
     for analyst in analysts:
@@ -327,32 +354,62 @@ def test_a_baseline_shorter_than_the_lookback_does_not_fake_a_log_surge() -> Non
 MINUTE = timedelta(minutes=1)
 
 
-def _minutely(system: System, service: str, metric: str, *, level: float, spread: float,
-              shift: float = 0.0, stat: str = "Average") -> None:
-    system.metric(service, metric, level=level, spread=spread, shift=shift, stat=stat,
-                  baseline_points=180, window_points=30, step=MINUTE)
+def _minutely(
+    system: System,
+    service: str,
+    metric: str,
+    *,
+    level: float,
+    spread: float,
+    shift: float = 0.0,
+    stat: str = "Average",
+) -> None:
+    system.metric(
+        service,
+        metric,
+        level=level,
+        spread=spread,
+        shift=shift,
+        stat=stat,
+        baseline_points=180,
+        window_points=30,
+        step=MINUTE,
+    )
 
 
 def _slow_provider(distractions: bool = True) -> System:
     """web -> checkout -> payments -> provider is slow for the whole window; beside it a queue
     logs two errors (four in the three hours before: too few for a robust spread) and a
     catalog's CPU blips for four minutes: neither is a rival to the provider."""
-    system = System(edges=[("web", "checkout"), ("checkout", "payments"),
-                           ("payments", "provider"), ("web", "queue"), ("web", "catalog")])
-    for service, shift in (("web", 150.0), ("checkout", 250.0), ("payments", 300.0),
-                           ("provider", 800.0)):
+    system = System(
+        edges=[
+            ("web", "checkout"),
+            ("checkout", "payments"),
+            ("payments", "provider"),
+            ("web", "queue"),
+            ("web", "catalog"),
+        ]
+    )
+    for service, shift in (
+        ("web", 150.0),
+        ("checkout", 250.0),
+        ("payments", 300.0),
+        ("provider", 800.0),
+    ):
         _minutely(system, service, "Latency", level=200.0, spread=10.0, shift=shift)
     _minutely(system, "provider", "Latency", level=400.0, spread=20.0, shift=1500.0, stat="p99")
     if not distractions:
         return system
     rare = [1.0 if i in (10, 14, 39, 120) else 0.0 for i in range(180)]
     usual = [1.0 if i in (21, 28) else 0.0 for i in range(30)]
-    system.metric("queue", "errors", stat="Sum", baseline_values=rare, window_values=usual,
-                  step=MINUTE)
+    system.metric(
+        "queue", "errors", stat="Sum", baseline_values=rare, window_values=usual, step=MINUTE
+    )
     cpu = noise(5, 30, 35.0, 1.0)
     blip = [60.0 if 4 <= i < 8 else v for i, v in enumerate(cpu)]
-    system.metric("catalog", "cpu", baseline_values=noise(6, 180, 35.0, 1.0),
-                  window_values=blip, step=MINUTE)
+    system.metric(
+        "catalog", "cpu", baseline_values=noise(6, 180, 35.0, 1.0), window_values=blip, step=MINUTE
+    )
     return system
 
 
@@ -378,8 +435,9 @@ def test_a_sustained_error_surge_on_a_sparse_count_is_found() -> None:
     rare = [1.0 if i in (10, 14, 39, 80, 120, 170) else 0.0 for i in range(180)]
     surge = [float(1 + i % 3) for i in range(30)]  # 60 errors in half an hour
     system.series = [s for s in system.series if s.service != "queue"]
-    system.metric("queue", "errors", stat="Sum", baseline_values=rare, window_values=surge,
-                  step=MINUTE)
+    system.metric(
+        "queue", "errors", stat="Sum", baseline_values=rare, window_values=surge, step=MINUTE
+    )
     hypothesis = analyze(system, "web")
     assert hypothesis.root_cause is not None
     assert hypothesis.root_cause.service == "queue"
@@ -529,36 +587,56 @@ def test_the_alarm_series_comes_from_the_detection_or_the_alarm_text() -> None:
 
 def test_an_alarm_text_that_mentions_requests_does_not_anchor_on_request_volume() -> None:
     system = System(edges=[("web", "db")])
-    system.metric("web", "Requests", level=500.0, spread=5.0, stat="Sum",
-                  window_shifts=bump(-300.0))
+    system.metric(
+        "web", "Requests", level=500.0, spread=5.0, stat="Sum", window_shifts=bump(-300.0)
+    )
     system.metric("web", "Latency", window_shifts=bump(200.0))
-    system.metric("web", "Latency", stat="p99", level=300.0, spread=10.0,
-                  window_shifts=bump(900.0))
+    system.metric("web", "Latency", stat="p99", level=300.0, spread=10.0, window_shifts=bump(900.0))
     tools = system.tools()
     window = (WINDOW_START, WINDOW_START + timedelta(minutes=30))
     payloads = {
         name: merge_series(tools.get_metrics(start, end, service="web").data["series"])
         for name, (start, end) in {
-            "baseline": (WINDOW_START - timedelta(hours=6), WINDOW_START), "window": window,
+            "baseline": (WINDOW_START - timedelta(hours=6), WINDOW_START),
+            "window": window,
         }.items()
     }
-    mentioned = anchor_profile(AlarmRef("web", text="web requests are slow"),
-                               payloads["baseline"], payloads["window"], {})
-    named = anchor_profile(AlarmRef("web", metric="Latency", stat="p99"),
-                           payloads["baseline"], payloads["window"], {})
-    averaged = anchor_profile(AlarmRef("web", metric="latency"),
-                              payloads["baseline"], payloads["window"], {})
+    mentioned = anchor_profile(
+        AlarmRef("web", text="web requests are slow"), payloads["baseline"], payloads["window"], {}
+    )
+    named = anchor_profile(
+        AlarmRef("web", metric="Latency", stat="p99"), payloads["baseline"], payloads["window"], {}
+    )
+    averaged = anchor_profile(
+        AlarmRef("web", metric="latency"), payloads["baseline"], payloads["window"], {}
+    )
     assert mentioned is not None and mentioned.series_id.startswith("web|Latency|")
     assert named is not None and named.series_id == "web|Latency|p99"
     assert averaged is not None and averaged.series_id == "web|Latency|Average"
     assert named.active == (False, False, True, True, True, False)
 
 
-def _tied_line(system: System, trace: str, depth: int, service: str, minute: float,
-               message: str, level: LogLevel = LogLevel.INFO) -> None:
+def _tied_line(
+    system: System,
+    trace: str,
+    depth: int,
+    service: str,
+    minute: float,
+    message: str,
+    level: LogLevel = LogLevel.INFO,
+) -> None:
     when = WINDOW_START + timedelta(minutes=minute)
-    system.logs.append(LogEvent(f"log-{len(system.logs)}", when, service, level, message,
-                                trace_id=trace, span_id=f"{trace}-{depth}"))
+    system.logs.append(
+        LogEvent(
+            f"log-{len(system.logs)}",
+            when,
+            service,
+            level,
+            message,
+            trace_id=trace,
+            span_id=f"{trace}-{depth}",
+        )
+    )
 
 
 def test_an_operation_that_stops_logging_while_still_called_is_the_origin() -> None:

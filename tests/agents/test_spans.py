@@ -21,29 +21,45 @@ from opx.agents.local.spans import (
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _span(trace: str, span: str, parent: str | None, service: str, start_ms: float,
-          duration: float, *, fault: bool = False, error: bool = False) -> dict[str, Any]:
+def _span(
+    trace: str,
+    span: str,
+    parent: str | None,
+    service: str,
+    start_ms: float,
+    duration: float,
+    *,
+    fault: bool = False,
+    error: bool = False,
+) -> dict[str, Any]:
     start = T0 + timedelta(milliseconds=start_ms)
-    return {"trace_id": trace, "span_id": span, "parent_id": parent, "service": service,
-            "operation": "op", "start": start.isoformat().replace("+00:00", "Z"),
-            "duration_ms": duration, "error": error, "fault": fault}
+    return {
+        "trace_id": trace,
+        "span_id": span,
+        "parent_id": parent,
+        "service": service,
+        "operation": "op",
+        "start": start.isoformat().replace("+00:00", "Z"),
+        "duration_ms": duration,
+        "error": error,
+        "fault": fault,
+    }
 
 
 def _chain_trace(trace: str, failing: set[str], offset_ms: float = 0.0) -> list[dict[str, Any]]:
     """front -> api -> db, with the named services failing."""
     return [
         _span(trace, f"{trace}-1", None, "front", offset_ms, 100, fault="front" in failing),
-        _span(trace, f"{trace}-2", f"{trace}-1", "api", offset_ms + 5, 80,
-              fault="api" in failing),
-        _span(trace, f"{trace}-3", f"{trace}-2", "db", offset_ms + 10, 50,
-              fault="db" in failing),
+        _span(trace, f"{trace}-2", f"{trace}-1", "api", offset_ms + 5, 80, fault="api" in failing),
+        _span(trace, f"{trace}-3", f"{trace}-2", "db", offset_ms + 10, 50, fault="db" in failing),
     ]
 
 
 def test_parse_skips_malformed_spans() -> None:
     good = _span("t", "s", None, "a", 0, 10)
-    spans = parse_spans([good, {"trace_id": "t"}, {**good, "start": "yesterday"},
-                         {**good, "duration_ms": "slow"}])
+    spans = parse_spans(
+        [good, {"trace_id": "t"}, {**good, "start": "yesterday"}, {**good, "duration_ms": "slow"}]
+    )
     assert len(spans) == 1 and spans[0].service == "a" and spans[0].parent_id is None
 
 
@@ -59,11 +75,13 @@ def test_a_failing_caller_over_healthy_callees_is_its_own_origin() -> None:
 
 
 def test_two_failing_branches_give_two_origins() -> None:
-    spans = parse_spans([
-        _span("t", "r", None, "front", 0, 100, fault=True),
-        _span("t", "x", "r", "left", 1, 10, fault=True),
-        _span("t", "y", "r", "right", 20, 10, error=True),
-    ])
+    spans = parse_spans(
+        [
+            _span("t", "r", None, "front", 0, 100, fault=True),
+            _span("t", "x", "r", "left", 1, 10, fault=True),
+            _span("t", "y", "r", "right", 20, 10, error=True),
+        ]
+    )
     assert [o.service for o in error_origins(spans)] == ["left", "right"]
 
 
@@ -73,9 +91,7 @@ def test_origin_stats_compare_with_the_baseline_error_ratio() -> None:
         + _chain_trace("b-err", {"api"}, 99_000)
     )
     failing = {"front", "api", "db"}
-    window = parse_spans(
-        [s for i in range(10) for s in _chain_trace(f"w{i}", failing, i * 1000)]
-    )
+    window = parse_spans([s for i in range(10) for s in _chain_trace(f"w{i}", failing, i * 1000)])
     stats = origin_stats(baseline, window, baseline_seconds=3600, window_seconds=600)
     assert set(stats) == {"db"}
     db = stats["db"]
@@ -96,12 +112,14 @@ def test_an_error_ratio_like_the_baseline_is_not_anomalous() -> None:
 
 
 def test_exclusive_time_subtracts_the_union_of_children() -> None:
-    spans = parse_spans([
-        _span("t", "p", None, "front", 0, 100),
-        _span("t", "a", "p", "x", 10, 30),   # 10..40
-        _span("t", "b", "p", "y", 20, 30),   # 20..50 overlaps a
-        _span("t", "c", "p", "z", 90, 50),   # 90..140 clipped to 90..100
-    ])
+    spans = parse_spans(
+        [
+            _span("t", "p", None, "front", 0, 100),
+            _span("t", "a", "p", "x", 10, 30),  # 10..40
+            _span("t", "b", "p", "y", 20, 30),  # 20..50 overlaps a
+            _span("t", "c", "p", "z", 90, 50),  # 90..140 clipped to 90..100
+        ]
+    )
     own = {span.span_id: value for span, value in exclusive_times(spans)}
     assert own["p"] == pytest.approx(100 - 40 - 10)
     assert own["a"] == pytest.approx(30)
@@ -129,8 +147,12 @@ def test_latency_needs_enough_baseline_spans() -> None:
     assert latency_stats(baseline, window) == {}
 
 
-def _client_trace(trace: str, offset_ms: float, gap_ms: float, work_ms: float = 20.0,
-                  ) -> list[dict[str, Any]]:
+def _client_trace(
+    trace: str,
+    offset_ms: float,
+    gap_ms: float,
+    work_ms: float = 20.0,
+) -> list[dict[str, Any]]:
     """front handler -> front client span -> api server span -> api client -> db server."""
     return [
         _span(trace, f"{trace}-1", None, "front", offset_ms, 200),
@@ -151,12 +173,12 @@ def test_a_client_span_hands_its_gap_to_the_hop_not_to_the_caller() -> None:
 
 
 def test_hop_stats_blame_the_callee_whose_inbound_hops_slowed() -> None:
-    baseline = parse_spans([
-        s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)
-    ])
-    window = parse_spans([
-        s for i in range(8) for s in _client_trace(f"w{i}", i * 1000, gap_ms=80 + i)
-    ])
+    baseline = parse_spans(
+        [s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)]
+    )
+    window = parse_spans(
+        [s for i in range(8) for s in _client_trace(f"w{i}", i * 1000, gap_ms=80 + i)]
+    )
     stats = hop_stats(baseline, window)
     assert stats["api"].anomalous and stats["api"].kind == "hop_gap"
     # db's only caller is the delayed api: its hop is api's delay, not evidence against db.
@@ -190,12 +212,12 @@ def test_a_callee_with_too_few_baseline_hops_is_compared_with_every_hop() -> Non
             _span(trace, f"{trace}-3", f"{trace}-2", "rare", offset_ms + 2, 100),
         ]
 
-    baseline = parse_spans([
-        s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)
-    ])
-    window = parse_spans([
-        s for i in range(8) for s in rare_trace(f"w{i}", i * 1000, gap_ms=2000 + i)
-    ])
+    baseline = parse_spans(
+        [s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)]
+    )
+    window = parse_spans(
+        [s for i in range(8) for s in rare_trace(f"w{i}", i * 1000, gap_ms=2000 + i)]
+    )
     stats = hop_stats(baseline, window)
     assert stats["rare"].anomalous and stats["rare"].baseline_spans >= 30
     # Hops as fast as the pooled baseline are not.
@@ -204,12 +226,12 @@ def test_a_callee_with_too_few_baseline_hops_is_compared_with_every_hop() -> Non
 
 
 def test_excess_is_the_rise_of_the_typical_span_times_the_spans() -> None:
-    baseline = parse_spans([
-        s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)
-    ])
-    window = parse_spans([
-        s for i in range(8) for s in _client_trace(f"w{i}", i * 1000, gap_ms=80 + i)
-    ])
+    baseline = parse_spans(
+        [s for i in range(30) for s in _client_trace(f"b{i}", i * 1000, gap_ms=2 + i % 3)]
+    )
+    window = parse_spans(
+        [s for i in range(8) for s in _client_trace(f"w{i}", i * 1000, gap_ms=80 + i)]
+    )
     api = hop_stats(baseline, window)["api"]
     rise = api.window_quantile_ms - api.baseline_median_ms
     assert api.excess_ms == pytest.approx(rise * api.window_spans)

@@ -22,16 +22,22 @@ CHAIN = Topology.from_edges([], [("a", "b"), ("b", "c"), ("c", "d")])
 #    b   c      x -> y (unrelated)
 #     \ /
 #      d
-DIAMOND = Topology.from_edges(["lonely"], [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"),
-                                           ("x", "y")])
+DIAMOND = Topology.from_edges(
+    ["lonely"], [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("x", "y")]
+)
 
 
 def test_from_payload_reads_the_tool_shape_and_skips_junk() -> None:
-    graph = Topology.from_payload({
-        "nodes": [{"name": "a", "type": "svc"}, {"name": ""}, "junk"],
-        "edges": [{"source": "a", "target": "b"}, {"source": "a"}, {"source": "b",
-                                                                    "target": "b"}],
-    })
+    graph = Topology.from_payload(
+        {
+            "nodes": [{"name": "a", "type": "svc"}, {"name": ""}, "junk"],
+            "edges": [
+                {"source": "a", "target": "b"},
+                {"source": "a"},
+                {"source": "b", "target": "b"},
+            ],
+        }
+    )
     assert graph.nodes == ("a", "b")
     assert graph.callees["a"] == ("b",)
     assert graph.callees["b"] == ()  # self-calls ignored
@@ -112,8 +118,9 @@ def test_most_downstream_on_a_cycle_keeps_the_cycle_members() -> None:
 def test_only_fault_scores_explain_callers() -> None:
     # b's anomaly is a traffic change: it cannot explain its caller a.
     scores = {"a": 0.9, "b": 0.95}
-    explained = discount_symptoms(CHAIN, scores, faults={"a": 0.9, "b": 0.0},
-                                  load_driven={"b"}, min_explaining=0.5)
+    explained = discount_symptoms(
+        CHAIN, scores, faults={"a": 0.9, "b": 0.0}, load_driven={"b"}, min_explaining=0.5
+    )
     assert explained["a"].adjusted == pytest.approx(0.9)
     # Load flows down: b's traffic change is explained by its anomalous caller a.
     assert explained["b"].explained_by == "a"

@@ -10,8 +10,18 @@ from typer.testing import CliRunner
 from opx.cli import app
 from tests.eval.test_nezha_data import build_sample
 
-ROW_KEYS = {"fault_type", "n", "as1", "as3", "as5", "as1_ci", "as3_ci", "as5_ci", "brier",
-            "median_seconds"}
+ROW_KEYS = {
+    "fault_type",
+    "n",
+    "as1",
+    "as3",
+    "as5",
+    "as1_ci",
+    "as3_ci",
+    "as5_ci",
+    "brier",
+    "median_seconds",
+}
 CASE_KEYS = {"fault_id", "fault_type", "truth", "status", "confidence", "candidates"}
 
 
@@ -26,8 +36,10 @@ def test_json_report_has_rows_agents_and_cases(tmp_path: Path) -> None:
     assert all(set(r) == ROW_KEYS for r in payload["rows"])
     assert rows["all"]["n"] == 2
     assert rows["all"]["as1"] <= rows["all"]["as3"] <= rows["all"]["as5"]
-    assert [c["fault_id"] for c in payload["cases"]] == ["2023-01-29/08:50:00",
-                                                         "2023-01-29/09:00:00"]
+    assert [c["fault_id"] for c in payload["cases"]] == [
+        "2023-01-29/08:50:00",
+        "2023-01-29/09:00:00",
+    ]
     for case in payload["cases"]:
         assert set(case) == CASE_KEYS
         assert case["truth"] == "ts-basic-service"

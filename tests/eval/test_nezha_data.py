@@ -48,18 +48,48 @@ def _docker(clock: datetime, level: str, text: str) -> str:
 
 def _log_rows(moments: list[tuple[datetime, str, str, str]]) -> list[list[object]]:
     return [
-        [at.isoformat().replace("+00:00", "Z"), _ns(at), "10.0.0.1", pod, "server",
-         "trace1", span, _docker(at, "ERROR" if "fail" in text else "INFO", text)]
+        [
+            at.isoformat().replace("+00:00", "Z"),
+            _ns(at),
+            "10.0.0.1",
+            pod,
+            "server",
+            "trace1",
+            span,
+            _docker(at, "ERROR" if "fail" in text else "INFO", text),
+        ]
         for at, pod, span, text in moments
     ]
 
 
-LOG_HEADER = ["Timestamp", "TimeUnixNano", "Node", "PodName", "Container", "TraceID", "SpanID",
-              "Log"]
-TRACE_HEADER = ["TraceID", "SpanID", "ParentID", "PodName", "OperationName",
-                "StartTimeUnixNano", "EndTimeUnixNano", "Duration"]
-METRIC_HEADER = ["Time", "TimeStamp", "PodName", "CpuUsageRate(%)", "PodServerLatencyP90(s)",
-                 "NodeCpuUsageRate(%)"]
+LOG_HEADER = [
+    "Timestamp",
+    "TimeUnixNano",
+    "Node",
+    "PodName",
+    "Container",
+    "TraceID",
+    "SpanID",
+    "Log",
+]
+TRACE_HEADER = [
+    "TraceID",
+    "SpanID",
+    "ParentID",
+    "PodName",
+    "OperationName",
+    "StartTimeUnixNano",
+    "EndTimeUnixNano",
+    "Duration",
+]
+METRIC_HEADER = [
+    "Time",
+    "TimeStamp",
+    "PodName",
+    "CpuUsageRate(%)",
+    "PodServerLatencyP90(s)",
+    "NodeCpuUsageRate(%)",
+]
 
 
 def _trace_rows(trace: str, start: datetime) -> list[list[object]]:
@@ -76,26 +106,48 @@ def build_sample(root: Path) -> Path:
     """Two faults of one day: 08:50 (listed, earlier) and 09:00, each in BASIC."""
     base = root / "nezha-trainticket"
     rca, construct = base / "rca_data" / DAY, base / "construct_data" / DAY
-    faults = {"08": [{"inject_time": "2023-01-29 08:50:00", "inject_timestamp": "1674953400",
-                      "inject_pod": BASIC, "inject_type": "exception"}],
-              "09": [{"inject_time": "2023-01-29 09:00:00", "inject_timestamp": "1",
-                      "inject_pod": BASIC, "inject_type": "network_delay"}]}
+    faults = {
+        "08": [
+            {
+                "inject_time": "2023-01-29 08:50:00",
+                "inject_timestamp": "1674953400",
+                "inject_pod": BASIC,
+                "inject_type": "exception",
+            }
+        ],
+        "09": [
+            {
+                "inject_time": "2023-01-29 09:00:00",
+                "inject_timestamp": "1",
+                "inject_pod": BASIC,
+                "inject_type": "network_delay",
+            }
+        ],
+    }
     rca.mkdir(parents=True)
     (rca / f"{DAY}-fault_list.json").write_text(json.dumps(faults), encoding="utf-8")
     minutes = [T0 - timedelta(minutes=30) + timedelta(minutes=i, seconds=9) for i in range(36)]
     for pod in (GATEWAY, BASIC):
-        _write_csv(rca / "metric" / f"{pod}_metric.csv", METRIC_HEADER, [
-            [f"{m} +0000 UTC", int(m.timestamp()), pod, 1.0 + i % 3, 0.1, 50.0]
-            for i, m in enumerate(minutes)
-        ])
-    _write_csv(rca / "metric" / "front_service.csv",
-               ["Time", "TimeStamp", "ServiceName", "SuccessRate(%)", "LatencyP90(s)"],
-               [[f"{m}", int(m.timestamp()), "Frontend", 100.0, 0.2] for m in minutes])
+        _write_csv(
+            rca / "metric" / f"{pod}_metric.csv",
+            METRIC_HEADER,
+            [
+                [f"{m} +0000 UTC", int(m.timestamp()), pod, 1.0 + i % 3, 0.1, 50.0]
+                for i, m in enumerate(minutes)
+            ],
+        )
+    _write_csv(
+        rca / "metric" / "front_service.csv",
+        ["Time", "TimeStamp", "ServiceName", "SuccessRate(%)", "LatencyP90(s)"],
+        [[f"{m}", int(m.timestamp()), "Frontend", 100.0, 0.2] for m in minutes],
+    )
     in_window = T0 + timedelta(seconds=30)
-    log_rows = _log_rows([
-        (in_window, BASIC, "b1", "b.s.BasicServiceImpl#100 query failed"),
-        (T0 - timedelta(minutes=3), BASIC, "b1", "b.s.BasicServiceImpl#90 before the window"),
-    ])
+    log_rows = _log_rows(
+        [
+            (in_window, BASIC, "b1", "b.s.BasicServiceImpl#100 query failed"),
+            (T0 - timedelta(minutes=3), BASIC, "b1", "b.s.BasicServiceImpl#90 before the window"),
+        ]
+    )
     # The same records appear in two overlapping minute files.
     _write_csv(rca / "log" / "09_00_log.csv", LOG_HEADER, log_rows)
     _write_csv(rca / "log" / "09_01_log.csv", LOG_HEADER, log_rows[:1])
@@ -104,8 +156,11 @@ def build_sample(root: Path) -> Path:
     earlier = datetime(2023, 1, 29, 8, 50, 20, tzinfo=UTC)
     _write_csv(rca / "trace" / "08_50_trace.csv", TRACE_HEADER, _trace_rows("t8", earlier))
     quiet = datetime(2023, 1, 29, 8, 0, 10, tzinfo=UTC)
-    _write_csv(construct / "log" / "08_00_log.csv", LOG_HEADER,
-               _log_rows([(quiet, BASIC, "b0", "b.s.BasicServiceImpl#50 all fine")]))
+    _write_csv(
+        construct / "log" / "08_00_log.csv",
+        LOG_HEADER,
+        _log_rows([(quiet, BASIC, "b0", "b.s.BasicServiceImpl#50 all fine")]),
+    )
     _write_csv(construct / "trace" / "08_00_trace.csv", TRACE_HEADER, _trace_rows("t0", quiet))
     (base / "LICENSE").write_text("MIT", encoding="utf-8")
     return base

@@ -505,11 +505,15 @@ def _split_panel(signal_evidence: list[Evidence]) -> dict[str, Hypothesis]:
     }
 
 
-def _consensus(hypotheses: dict[str, Hypothesis], reads: dict[str, tuple[str, ...]] | None
-               ) -> ConsensusResult:
+def _consensus(
+    hypotheses: dict[str, Hypothesis], reads: dict[str, tuple[str, ...]] | None
+) -> ConsensusResult:
     return build_consensus(
-        hypotheses, weights={SIGNAL: 1.0, RISK: 1.0}, expected_agents=[SIGNAL, RISK],
-        threshold=0.0, reads=reads,
+        hypotheses,
+        weights={SIGNAL: 1.0, RISK: 1.0},
+        expected_agents=[SIGNAL, RISK],
+        threshold=0.0,
+        reads=reads,
     )
 
 
@@ -540,12 +544,21 @@ def test_breadth_does_not_lower_what_an_agreeing_opinion_corroborates() -> None:
 def test_an_agent_reading_no_telemetry_keeps_breadth_one() -> None:
     hypotheses = {
         SIGNAL: opinion(SIGNAL, "route", 0.4, evidence=[*LOGS, *TRACES]),
-        HISTORICAL: opinion(HISTORICAL, "basic", 0.5, evidence=[
-            Evidence(tool="search_incidents", query="similar", record_ids=["inc-1"], summary="x")
-        ]),
+        HISTORICAL: opinion(
+            HISTORICAL,
+            "basic",
+            0.5,
+            evidence=[
+                Evidence(
+                    tool="search_incidents", query="similar", record_ids=["inc-1"], summary="x"
+                )
+            ],
+        ),
     }
     result = build_consensus(
-        hypotheses, weights={SIGNAL: 1.0, HISTORICAL: 1.0},
-        expected_agents=[SIGNAL, HISTORICAL], threshold=0.0,
+        hypotheses,
+        weights={SIGNAL: 1.0, HISTORICAL: 1.0},
+        expected_agents=[SIGNAL, HISTORICAL],
+        threshold=0.0,
     )
     assert result.candidates[0].service == "basic"

@@ -82,8 +82,7 @@ def window_of(fault: Fault) -> tuple[datetime, datetime]:
 def excluded_windows(fault: Fault, faults: Iterable[Fault]) -> list[tuple[datetime, datetime]]:
     """The windows of the same day's listed faults injected before ``fault``."""
     return [
-        window_of(f) for f in faults
-        if f.day == fault.day and f.inject_time < fault.inject_time
+        window_of(f) for f in faults if f.day == fault.day and f.inject_time < fault.inject_time
     ]
 
 
@@ -96,15 +95,22 @@ def fault_series(
     out = []
     for block in metrics:
         keep = [
-            i for i, t in enumerate(block.timestamps)
+            i
+            for i, t in enumerate(block.timestamps)
             if t < end and not any(lo <= t < hi for lo, hi in excluded)
         ]
         for name, values in sorted(block.columns.items()):
             points = [(block.timestamps[i], values[i]) for i in keep if values[i] is not None]
-            out.append(MetricSeries(
-                block.service, name, STAT, metric_unit(name),
-                tuple(t for t, _ in points), tuple(float(v) for t, v in points if v is not None),
-            ))
+            out.append(
+                MetricSeries(
+                    block.service,
+                    name,
+                    STAT,
+                    metric_unit(name),
+                    tuple(t for t, _ in points),
+                    tuple(float(v) for t, v in points if v is not None),
+                )
+            )
     return out
 
 
@@ -198,9 +204,7 @@ def fault_case(root: Path, day: Day, fault: Fault) -> Case:
     if entry is None:
         raise NezhaDataError(f"{fault.fault_id}: no root spans to find the entry service")
     front = read_front_metrics(root, day.name, entry)
-    metrics = fault_series(
-        [*day.pods, front], end, excluded_windows(fault, day.faults)
-    )
+    metrics = fault_series([*day.pods, front], end, excluded_windows(fault, day.faults))
     graph = span_graph([*base_spans, *spans], {s.service for s in metrics})
     incident_id = f"nezha/{fault.fault_id}"
     tools = InMemoryTools(
@@ -212,10 +216,12 @@ def fault_case(root: Path, day: Day, fault: Fault) -> Case:
         metric_directions={s.metric: metric_direction(s.metric) for s in metrics},
     )
     return Case(
-        key=CaseKey(fault.day, DATASET, fault.fault_id, ALARM_METRIC, False,
-                    fault_type=fault.fault_type),
-        event=incident_event(incident_id, entry, ALARM_METRIC, STAT, fault.inject_time,
-                             (start, end)),
+        key=CaseKey(
+            fault.day, DATASET, fault.fault_id, ALARM_METRIC, False, fault_type=fault.fault_type
+        ),
+        event=incident_event(
+            incident_id, entry, ALARM_METRIC, STAT, fault.inject_time, (start, end)
+        ),
         tools=tools,
         truth=fault.service,
         graph_nodes=len(graph.nodes),

@@ -249,7 +249,9 @@ def minute_files(folder: Path, kind: str, start: datetime, end: datetime) -> lis
         if match is None or match.group("kind") != kind:
             continue
         named = start.replace(
-            hour=int(match.group("hour")), minute=int(match.group("minute")), second=0,
+            hour=int(match.group("hour")),
+            minute=int(match.group("minute")),
+            second=0,
             microsecond=0,
         )
         if lo <= named <= hi:
@@ -316,15 +318,17 @@ def read_logs(paths: Iterable[Path], keep: tuple[int, int] | None = None) -> lis
                 continue
             seen.add(key)
             level, message = parse_docker_line(raw)
-            events.append(LogEvent(
-                id=f"{path.parent.parent.name}/{path.stem}/{line}",
-                timestamp=_at(nanos),
-                service=service_of(pod),
-                level=level,
-                message=message,
-                trace_id=row.get("TraceID") or None,
-                span_id=row.get("SpanID") or None,
-            ))
+            events.append(
+                LogEvent(
+                    id=f"{path.parent.parent.name}/{path.stem}/{line}",
+                    timestamp=_at(nanos),
+                    service=service_of(pod),
+                    level=level,
+                    message=message,
+                    trace_id=row.get("TraceID") or None,
+                    span_id=row.get("SpanID") or None,
+                )
+            )
     return events
 
 

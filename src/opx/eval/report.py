@@ -247,14 +247,21 @@ PUBLISHED_TT: dict[str, tuple[float, float, float]] = {
     "MicroRCA": (0.200, 0.311, 0.444),
 }
 TOPK_HEADERS = (
-    "Fault type", "n", "AS@1 [95 % CI]", "AS@3 [95 % CI]", "AS@5 [95 % CI]", "Brier", "Median s",
+    "Fault type",
+    "n",
+    "AS@1 [95 % CI]",
+    "AS@3 [95 % CI]",
+    "AS@5 [95 % CI]",
+    "Brier",
+    "Median s",
 )
 TOPK_NOTE = (
     "AS@k: the injected service among the first k distinct consensus candidates, with Wilson "
     "95 % intervals. Brier score of the consensus confidence against a top-1 hit. Published on "
     "all 45 TrainTicket faults (AS@1 / AS@3 / AS@5): "
-    + "; ".join(f"{name} {' / '.join(f'{v:.3f}' for v in vals)}"
-                for name, vals in PUBLISHED_TT.items())
+    + "; ".join(
+        f"{name} {' / '.join(f'{v:.3f}' for v in vals)}" for name, vals in PUBLISHED_TT.items()
+    )
     + "."
 )
 

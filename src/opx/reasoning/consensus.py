@@ -186,7 +186,8 @@ def breadths(
     the tools they can call (default: the roster's)."""
     tools = {a: spec.tools for a, spec in ROSTER.items()} if reads is None else reads
     opinionated = [
-        agent for agent, h in sorted(hypotheses.items())
+        agent
+        for agent, h in sorted(hypotheses.items())
         if h.status.produced and h.root_cause is not None
     ]
     seen = frozenset().union(*(_cited(hypotheses[a]) for a in opinionated))
@@ -220,9 +221,7 @@ def _opinion(
 ) -> _Opinion:
     # Confidence an agent cannot back with evidence is worth less as corroboration.
     credence = hypothesis.confidence * (1.0 if hypothesis.evidence else UNEVIDENCED_DISCOUNT)
-    return _Opinion(
-        agent, weight, root_cause, hypothesis.confidence, credence, hypothesis, breadth
-    )
+    return _Opinion(agent, weight, root_cause, hypothesis.confidence, credence, hypothesis, breadth)
 
 
 def _mentions(opinion: _Opinion) -> dict[str, _Mention]:

@@ -25,9 +25,15 @@ from opx.agents.local.series_scores import SeriesScore
 ImpactKind = Literal["latency", "failure_rate", "failure_count"]
 # Latency units an impact converts to seconds, so nodes reporting different units compare.
 _SECONDS_PER_UNIT = {
-    "seconds": 1.0, "second": 1.0, "s": 1.0,
-    "milliseconds": 1e-3, "millisecond": 1e-3, "ms": 1e-3,
-    "microseconds": 1e-6, "microsecond": 1e-6, "us": 1e-6,
+    "seconds": 1.0,
+    "second": 1.0,
+    "s": 1.0,
+    "milliseconds": 1e-3,
+    "millisecond": 1e-3,
+    "ms": 1e-3,
+    "microseconds": 1e-6,
+    "microsecond": 1e-6,
+    "us": 1e-6,
 }
 
 
@@ -114,7 +120,9 @@ def node_impacts(
     for service, scores in sorted(by_service.items()):
         requests = _request_counts(scores)
         found = [
-            value for score in scores if impact_dimension(score) == dimension
+            value
+            for score in scores
+            if impact_dimension(score) == dimension
             if (value := impact(score, _impact_kind(score), requests, anchor)) is not None
         ]
         if found:
@@ -132,7 +140,8 @@ def _impact_kind(score: SeriesScore) -> ImpactKind:
 def _request_counts(scores: Sequence[SeriesScore]) -> dict[str, float] | None:
     """Requests per timestamp from the service's main request count (the busiest)."""
     counts = [
-        s for s in scores
+        s
+        for s in scores
         if metric_family(s.metric) == "TRAFFIC" and s.stat.strip().lower() in _COUNT_STATS
     ]
     if not counts:

@@ -64,7 +64,8 @@ def anchor_profile(
     """The profile of the alarm's series: the one the alarm names, else one whose metric its
     text mentions, else the alarm service's most anomalous series other than request volume."""
     own = {
-        sid: item for sid, item in sorted(window.items())
+        sid: item
+        for sid, item in sorted(window.items())
         if item.get("service") == alarm.service and sid in baseline
     }
     sid = _alarm_series(alarm, own, baseline, directions)
@@ -86,14 +87,20 @@ def _alarm_series(
     # A text that mentions "requests" is not an alarm on request volume: only a detection that
     # names such a series makes it the alarm's.
     names = sorted(
-        {name for item in own.values()
-         if (name := str(item.get("metric", ""))) and metric_family(name) != "TRAFFIC"},
+        {
+            name
+            for item in own.values()
+            if (name := str(item.get("metric", ""))) and metric_family(name) != "TRAFFIC"
+        },
         key=lambda n: (-len(n), n),
     )
     wanted = alarm.metric or next((n for n in names if _mentions(alarm.text, n)), None)
     if wanted is not None:
-        matching = [sid for sid, item in own.items()
-                    if str(item.get("metric", "")).lower() == wanted.lower()]
+        matching = [
+            sid
+            for sid, item in own.items()
+            if str(item.get("metric", "")).lower() == wanted.lower()
+        ]
         if matching:
             return _preferred_stat(matching, own, alarm.stat)
     scored = score_series([baseline[sid] for sid in own], list(own.values()), directions)
@@ -110,6 +117,7 @@ def _preferred_stat(
     matching: Sequence[str], own: Mapping[str, Mapping[str, Any]], stat: str | None
 ) -> str:
     """The series with the named statistic, else an average, else the first by id."""
+
     def stat_of(sid: str) -> str:
         return str(own[sid].get("stat", "")).lower()
 

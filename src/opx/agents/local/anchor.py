@@ -31,8 +31,6 @@ from opx.agents.local.windows import WindowScore, score_window, share_rank, usab
 MIN_ANCHOR_Z = 1.0
 
 
-
-
 def parse_time(value: Any) -> datetime | None:
     """An ISO-8601 timestamp (a naive one taken as UTC), or None when it is not one."""
     if isinstance(value, datetime):
@@ -147,7 +145,11 @@ def score_anchored_window(
         local = score_window(replace(baseline, median=level), values, direction, within)
         z = min(z, local.z if local is not None else z)
     return WindowScore(
-        z, scored.extreme, active[scored.extreme_index][0], whole.points, anchored=True,
+        z,
+        scored.extreme,
+        active[scored.extreme_index][0],
+        whole.points,
+        anchored=True,
         quiet=level,
     )
 
@@ -178,6 +180,10 @@ def score_anchored_count(
         local = score_count_window(replace(reference, rate=level), values, direction, within)
         z = min(z, local.z if local is not None else z)
     return WindowScore(
-        z, scored.extreme, active[scored.extreme_index][0], whole.points, anchored=True,
+        z,
+        scored.extreme,
+        active[scored.extreme_index][0],
+        whole.points,
+        anchored=True,
         quiet=level,
     )

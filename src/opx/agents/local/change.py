@@ -84,8 +84,11 @@ from opx.tools.paging import CollectedResult, collect
 from opx.tools.records import iso_z
 
 KIND_WEIGHTS = {"DEPLOYMENT": 1.0, "CONFIG": 0.85, "INFRASTRUCTURE": 0.7}
-CATEGORIES = {"DEPLOYMENT": "DEPLOYMENT", "CONFIG": "CONFIG_CHANGE",
-              "INFRASTRUCTURE": "INFRASTRUCTURE_CHANGE"}
+CATEGORIES = {
+    "DEPLOYMENT": "DEPLOYMENT",
+    "CONFIG": "CONFIG_CHANGE",
+    "INFRASTRUCTURE": "INFRASTRUCTURE_CHANGE",
+}
 CONFIDENCE_CAP = 0.85
 UNMEASURED_CAP = 0.4
 DEGRADED_FACTOR = 0.8
@@ -104,8 +107,14 @@ PERSIST_BASE = 0.3
 VICTIM_DISCOUNT = 0.85
 VICTIM_CHECK_FROM = 0.4
 # Request volume moves with load from callers; saturation often moves on its own.
-FAMILY_WEIGHTS = {"ERRORS": 1.0, "AVAILABILITY": 1.0, "LATENCY": 1.0, "SATURATION": 0.6,
-                  "TRAFFIC": 0.3, "UNKNOWN": 0.5}
+FAMILY_WEIGHTS = {
+    "ERRORS": 1.0,
+    "AVAILABILITY": 1.0,
+    "LATENCY": 1.0,
+    "SATURATION": 0.6,
+    "TRAFFIC": 0.3,
+    "UNKNOWN": 0.5,
+}
 SUSTAINED_SHARE = 1.0 / 3.0
 MIN_BEFORE_POINTS = 10
 MIN_AFTER_POINTS = 3
@@ -167,8 +176,12 @@ class Onset:
     detail: str
 
     def to_finding(self) -> dict[str, Any]:
-        return {"at": iso_z(self.at), "slack_seconds": self.slack.total_seconds(),
-                "source": self.source, "detail": self.detail}
+        return {
+            "at": iso_z(self.at),
+            "slack_seconds": self.slack.total_seconds(),
+            "source": self.source,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -223,10 +236,16 @@ class Impact:
         top = self.strongest
         if top is None:
             return None
-        return {"signal": top.name, "z_after_change": round(top.z_after, 3),
-                "z_during_incident": round(top.z_incident, 3), "shift": round(top.shift, 4),
-                "persist": round(top.persist, 4), "factor": round(self.factor, 4),
-                "signals_checked": len(self.signals), "explained_by_callee": self.explained_by}
+        return {
+            "signal": top.name,
+            "z_after_change": round(top.z_after, 3),
+            "z_during_incident": round(top.z_incident, 3),
+            "shift": round(top.shift, 4),
+            "persist": round(top.persist, 4),
+            "factor": round(self.factor, 4),
+            "signals_checked": len(self.signals),
+            "explained_by_callee": self.explained_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -268,7 +287,7 @@ def resource_short_name(resource: str) -> str:
         parts = resource.split(":", 5)
         tail = parts[5] if len(parts) == 6 else resource
         if tail.startswith("parameter/"):
-            name = tail[len("parameter/"):]
+            name = tail[len("parameter/") :]
             return f"/{name}" if "/" in name else name
         return tail.replace("/", ":").rsplit(":", 1)[-1] or resource
     if resource.startswith("/"):
@@ -319,7 +338,13 @@ def score_change(
     kind = KIND_WEIGHTS.get(change.kind, KIND_WEIGHTS["INFRASTRUCTURE"])
     prior = timing * rel * kind
     return ScoredChange(
-        change, relation, round(timing, 4), round(rel, 4), kind, round(prior, 4), None,
+        change,
+        relation,
+        round(timing, 4),
+        round(rel, 4),
+        kind,
+        round(prior, 4),
+        None,
         round(prior * UNKNOWN_IMPACT, 4),
         round((onset.at - change.timestamp).total_seconds() / 60.0, 1),
         round((incident.window_start - change.timestamp).total_seconds() / 60.0, 1),
@@ -373,15 +398,20 @@ class Series:
     @classmethod
     def from_data(cls, item: Mapping[str, Any], directions: Mapping[str, str]) -> Series:
         points = []
-        for stamp, value in zip(item.get("timestamps") or [], item.get("values") or [],
-                                strict=False):
+        for stamp, value in zip(
+            item.get("timestamps") or [], item.get("values") or [], strict=False
+        ):
             when = parse_time(stamp)
             number = finite([value])
             if when is not None and number:
                 points.append((when, number[0]))
         metric = str(item.get("metric") or "")
-        return cls(str(item.get("id") or ""), metric, resolve_direction(metric, directions),
-                   tuple(sorted(points)))
+        return cls(
+            str(item.get("id") or ""),
+            metric,
+            resolve_direction(metric, directions),
+            tuple(sorted(points)),
+        )
 
     @property
     def family(self) -> str:
@@ -425,7 +455,7 @@ def first_sustained(zs: Sequence[float], threshold: float = Z_THRESHOLD) -> int 
     for index, z in enumerate(zs):
         if z < threshold:
             continue
-        ahead = zs[index:index + 3]
+        ahead = zs[index : index + 3]
         if sum(1 for v in ahead if v >= threshold) >= min(2, len(ahead)):
             return index
     return None
@@ -436,8 +466,11 @@ def shift_onset(
 ) -> datetime | None:
     """When a service's non-traffic series first shifted persistently after a change, against
     their points in the ``baseline`` before it; None when none did."""
-    found = [item.first_shift(change_at - baseline, change_at - item.step, end)
-             for item in series if item.family != "TRAFFIC"]
+    found = [
+        item.first_shift(change_at - baseline, change_at - item.step, end)
+        for item in series
+        if item.family != "TRAFFIC"
+    ]
     return min((f for f in found if f is not None), default=None)
 
 
@@ -448,8 +481,11 @@ def metric_onset(
     persistently anomalous in the window, against its own points before the window."""
     found: list[tuple[datetime, str, timedelta]] = []
     for item in series:
-        first = None if item.family == "TRAFFIC" else item.first_shift(
-            window_start - lookback, window_start, window_end)
+        first = (
+            None
+            if item.family == "TRAFFIC"
+            else item.first_shift(window_start - lookback, window_start, window_end)
+        )
         if first is not None:
             found.append((first + item.step, item.series_id, item.step))
     if not found:
@@ -467,7 +503,8 @@ def detection_onset(incident: Incident) -> Onset | None:
             stamp = parse_time(detection[key])
             # A time far outside the window is not when this incident was seen.
             if stamp is not None and incident.window_start - span <= stamp <= (
-                    incident.window_end + span):
+                incident.window_end + span
+            ):
                 times.append((stamp, f"detections[{index}].{key}"))
     if not times:
         return None
@@ -484,8 +521,13 @@ def estimate_onset(incident: Incident, metrics: Onset | None) -> Onset:
     return Onset(incident.window_start, slack, "window start", "no onset measured")
 
 
-def series_signal(item: Series, change_at: datetime, after: timedelta, baseline: timedelta,
-                  incident: tuple[datetime, datetime]) -> Signal | None:
+def series_signal(
+    item: Series,
+    change_at: datetime,
+    after: timedelta,
+    baseline: timedelta,
+    incident: tuple[datetime, datetime],
+) -> Signal | None:
     """How one series moved after a change and during the incident, against the points in the
     ``baseline`` before the change; None when there are too few points to tell."""
     cut = change_at - item.step
@@ -495,8 +537,11 @@ def series_signal(item: Series, change_at: datetime, after: timedelta, baseline:
     if len(before) < MIN_BEFORE_POINTS or len(later) < MIN_AFTER_POINTS:
         return None
     z_after = sustained_z(before, later, item.direction)
-    z_incident = sustained_z(before, during, item.direction) if len(during) >= (
-        MIN_AFTER_POINTS) else z_after
+    z_incident = (
+        sustained_z(before, during, item.direction)
+        if len(during) >= (MIN_AFTER_POINTS)
+        else z_after
+    )
     return Signal(item.series_id, z_after, z_incident, FAMILY_WEIGHTS[item.family])
 
 
@@ -522,8 +567,9 @@ def log_signal(
     base_seconds = (change_at - first).total_seconds()
 
     def top_z(window: Sequence[Mapping[str, Any]], seconds: float) -> float:
-        stats = cluster_errors(before, window, baseline_seconds=base_seconds,
-                               window_seconds=seconds)
+        stats = cluster_errors(
+            before, window, baseline_seconds=base_seconds, window_seconds=seconds
+        )
         return stats[0].z if stats else 0.0
 
     z_after = top_z(later, (end_after - change_at).total_seconds())
@@ -541,8 +587,11 @@ def measure_impact(
     incident: tuple[datetime, datetime],
 ) -> Impact:
     """Every measurable signal of the changed service (metrics and error logs)."""
-    signals = [s for s in (series_signal(i, change_at, after, baseline, incident)
-                           for i in series) if s is not None]
+    signals = [
+        s
+        for s in (series_signal(i, change_at, after, baseline, incident) for i in series)
+        if s is not None
+    ]
     if events is not None:
         logged = log_signal(events, change_at, after, baseline, incident)
         if logged is not None:
@@ -598,8 +647,12 @@ class ChangeAnalyst:
         changes = self._changes(ctx, notes)
         graph = self._graph(ctx, notes)
         onset = self._onset(ctx, notes) if changes else estimate_onset(ctx.incident, None)
-        scored = [score_change(c, ctx.incident, graph, onset, half_life=self.half_life,
-                               max_hops=self.max_hops) for c in changes]
+        scored = [
+            score_change(
+                c, ctx.incident, graph, onset, half_life=self.half_life, max_hops=self.max_hops
+            )
+            for c in changes
+        ]
         scored = sorted(self._check_impacts(ctx, scored, graph, onset, notes), key=_rank)
         ranked = [s for s in best_per_service(scored) if s.suspicion >= self.floor]
         if not ranked:
@@ -612,10 +665,10 @@ class ChangeAnalyst:
         start, end = ctx.incident.window_start - self.lookback, ctx.incident.window_end
         tools = ctx.tools
         results = {
-            "list_deployments": collect(
-                lambda t: tools.list_deployments(start, end, next_token=t)),
+            "list_deployments": collect(lambda t: tools.list_deployments(start, end, next_token=t)),
             "list_config_changes": collect(
-                lambda t: tools.list_config_changes(start, end, next_token=t)),
+                lambda t: tools.list_config_changes(start, end, next_token=t)
+            ),
         }
         usable = 0
         found: dict[str, ChangeRecord] = {}
@@ -628,8 +681,10 @@ class ChangeAnalyst:
                 if change is not None:
                     found.setdefault(change.change_id, change)
         if usable == 0:
-            raise OpxError(ErrorCode.DATA_SOURCE_UNAVAILABLE,
-                           "no change source could be read: " + "; ".join(notes))
+            raise OpxError(
+                ErrorCode.DATA_SOURCE_UNAVAILABLE,
+                "no change source could be read: " + "; ".join(notes),
+            )
         return [found[k] for k in sorted(found)]
 
     def _graph(self, ctx: AgentContext, notes: list[str]) -> Topology:
@@ -639,11 +694,16 @@ class ChangeAnalyst:
 
     def _onset(self, ctx: AgentContext, notes: list[str]) -> Onset:
         incident = ctx.incident
-        telemetry = self._read(ctx.tools, incident.service,
-                               (incident.window_start - self.baseline, incident.window_end),
-                               notes, with_logs=False)
-        found = metric_onset(telemetry.series, incident.window_start, incident.window_end,
-                             self.baseline)
+        telemetry = self._read(
+            ctx.tools,
+            incident.service,
+            (incident.window_start - self.baseline, incident.window_end),
+            notes,
+            with_logs=False,
+        )
+        found = metric_onset(
+            telemetry.series, incident.window_start, incident.window_end, self.baseline
+        )
         return estimate_onset(incident, found)
 
     def _check_impacts(
@@ -655,8 +715,10 @@ class ChangeAnalyst:
         notes: list[str],
     ) -> list[ScoredChange]:
         """Measure the impact of the most suspicious changes by prior, one read per service."""
-        eligible = sorted((s for s in scored if s.change.service is not None
-                           and s.prior >= self.floor), key=lambda s: (-s.prior, _rank(s)))
+        eligible = sorted(
+            (s for s in scored if s.change.service is not None and s.prior >= self.floor),
+            key=lambda s: (-s.prior, _rank(s)),
+        )
         chosen = {s.change.change_id for s in eligible[: self.impact_checks]}
         starts: dict[str, datetime] = {}
         for item in scored:
@@ -664,16 +726,23 @@ class ChangeAnalyst:
                 begin = item.change.timestamp - self.baseline
                 starts[item.change.service] = min(starts.get(item.change.service, begin), begin)
         end = ctx.incident.window_end
-        read = {service: self._read(ctx.tools, service, (starts[service], end), notes,
-                                    with_logs=True) for service in sorted(starts)}
+        read = {
+            service: self._read(ctx.tools, service, (starts[service], end), notes, with_logs=True)
+            for service in sorted(starts)
+        }
         incident = (onset.at - onset.slack, end)
         impacts: dict[str, Impact] = {}
         for item in scored:
             telemetry = read.get(item.change.service or "")
             if item.change.change_id in chosen and telemetry is not None:
                 impacts[item.change.change_id] = measure_impact(
-                    item.change.timestamp, telemetry.series, telemetry.events,
-                    after=self.after, baseline=self.baseline, incident=incident)
+                    item.change.timestamp,
+                    telemetry.series,
+                    telemetry.events,
+                    after=self.after,
+                    baseline=self.baseline,
+                    incident=incident,
+                )
         shifted = _shifted_services(scored, impacts)
         result = []
         for item in scored:
@@ -705,27 +774,36 @@ class ChangeAnalyst:
             return impact
         step = min((s.step for s in read[service].series), default=DEFAULT_STEP)
         reach = descendants(graph, service)
-        callees = sorted((c for c, hops in reach.items() if 0 < hops <= self.max_hops),
-                         key=lambda c: (reach[c], c))
+        callees = sorted(
+            (c for c, hops in reach.items() if 0 < hops <= self.max_hops),
+            key=lambda c: (reach[c], c),
+        )
         for callee in callees:
             if callee in shifted and shifted[callee] <= started:
                 return replace(impact, explained_by=callee)
             if callee not in read:
                 if len(read) >= self.impact_checks + self.callee_reads:
                     break
-                read[callee] = self._read(ctx.tools, callee, (at - self.baseline, end), notes,
-                                          with_logs=False)
+                read[callee] = self._read(
+                    ctx.tools, callee, (at - self.baseline, end), notes, with_logs=False
+                )
             first = shift_onset(read[callee].series, at, self.baseline, end)
             if first is not None and first + step <= started:
                 return replace(impact, explained_by=callee)
         return impact
 
-    def _read(self, tools: TelemetryTools, service: str, span: tuple[datetime, datetime],
-              notes: list[str], *, with_logs: bool) -> _Telemetry:
+    def _read(
+        self,
+        tools: TelemetryTools,
+        service: str,
+        span: tuple[datetime, datetime],
+        notes: list[str],
+        *,
+        with_logs: bool,
+    ) -> _Telemetry:
         start, end = span
         directions = metric_directions(tools)
-        metrics = _collect(lambda t: tools.get_metrics(start, end, service=service,
-                                                       next_token=t))
+        metrics = _collect(lambda t: tools.get_metrics(start, end, service=service, next_token=t))
         series: tuple[Series, ...] = ()
         if not _note_failure(f"get_metrics({service})", metrics, notes):
             merged = merge_series(metrics.data.get("series") or [])
@@ -751,9 +829,11 @@ class ChangeAnalyst:
         start = iso_z(ctx.incident.window_start - self.lookback)
         if scored:
             best = max(scored, key=lambda s: (s.suspicion, s.change.change_id))
-            reason = (f"{len(scored)} change(s) since {start}, none both close before the onset "
-                      f"({iso_z(onset.at)}) and followed by a shift on a related service "
-                      f"(best suspicion {best.suspicion:.2f} < {self.floor:.2f})")
+            reason = (
+                f"{len(scored)} change(s) since {start}, none both close before the onset "
+                f"({iso_z(onset.at)}) and followed by a shift on a related service "
+                f"(best suspicion {best.suspicion:.2f} < {self.floor:.2f})"
+            )
         else:
             reason = f"No deployment or configuration change since {start}"
         return Hypothesis(
@@ -784,15 +864,19 @@ class ChangeAnalyst:
             agent_id=self.agent_id,
             agent_version=self.version,
             status=HypothesisStatus.PARTIAL if notes else HypothesisStatus.SUCCESS,
-            root_cause=RootCause(service=str(change.service), component=change.component,
-                                 category=change.category),
+            root_cause=RootCause(
+                service=str(change.service), component=change.component, category=change.category
+            ),
             description=_describe(top, ctx.incident, onset, len(ranked)),
             confidence=confidence,
             confidence_basis=[ConfidenceBasis.DATA],
             alternatives=[
-                AlternativeCause(service=str(s.change.service), component=s.change.component,
-                                 category=s.change.category,
-                                 confidence=round(confidence * s.suspicion / top.suspicion, 4))
+                AlternativeCause(
+                    service=str(s.change.service),
+                    component=s.change.component,
+                    category=s.change.category,
+                    confidence=round(confidence * s.suspicion / top.suspicion, 4),
+                )
                 for s in ranked[1:5]
             ],
             evidence=_evidence(scored, self.floor, top),
@@ -807,16 +891,20 @@ class ChangeAnalyst:
         if top.measured and top.suspicion >= self.rollback_threshold:
             return Recommendation(
                 type=RecommendationType.ROLLBACK,
-                description=_clip(f"Consider rolling back {change.event_name} on "
-                                  f"{change.resource} made at {when} (change {change.change_id})"
-                                  ", after confirming it matches the onset."),
+                description=_clip(
+                    f"Consider rolling back {change.event_name} on "
+                    f"{change.resource} made at {when} (change {change.change_id})"
+                    ", after confirming it matches the onset."
+                ),
                 risk=Risk.MEDIUM,
             )
         return Recommendation(
             type=RecommendationType.INVESTIGATION,
-            description=_clip(f"Consider reviewing {change.event_name} on {change.resource} "
-                              f"made at {when} (change {change.change_id}) for a link to the "
-                              "incident."),
+            description=_clip(
+                f"Consider reviewing {change.event_name} on {change.resource} "
+                f"made at {when} (change {change.change_id}) for a link to the "
+                "incident."
+            ),
             risk=Risk.LOW,
         )
 
@@ -834,15 +922,18 @@ class ChangeAnalyst:
             "changes_considered": len(scored),
             "impact_checked": sum(1 for s in scored if s.impact is not None),
             "likely_trigger": None if top is None else _change_finding(top),
-            "rollback_recommendation": None if rollback is None or top is None else {
+            "rollback_recommendation": None
+            if rollback is None or top is None
+            else {
                 "change_id": top.change.change_id,
                 "event_name": top.change.event_name,
                 "resource": top.change.resource,
                 "timestamp": iso_z(top.change.timestamp),
                 "description": rollback.description,
             },
-            "unattributed_changes": [s.change.change_id for s in scored
-                                     if s.change.service is None],
+            "unattributed_changes": [
+                s.change.change_id for s in scored if s.change.service is None
+            ],
             "degraded": notes,
         }
 
@@ -855,8 +946,12 @@ def _shifted_services(
     for item in scored:
         impact = impacts.get(item.change.change_id)
         service = item.change.service
-        if (service is None or impact is None or impact.started is None
-                or impact.factor < VICTIM_CHECK_FROM):
+        if (
+            service is None
+            or impact is None
+            or impact.started is None
+            or impact.factor < VICTIM_CHECK_FROM
+        ):
             continue
         shifted[service] = min(shifted.get(service, impact.started), impact.started)
     return shifted
@@ -880,17 +975,24 @@ def _note_failure(name: str, result: CollectedResult, notes: list[str]) -> bool:
 def _describe(top: ScoredChange, incident: Incident, onset: Onset, plausible: int) -> str:
     change = top.change
     minutes = top.minutes_before_onset
-    when = (f"{minutes:.0f} min before the onset ({iso_z(onset.at)}, from {onset.source})"
-            if minutes >= 0 else f"at the onset ({iso_z(onset.at)}, from {onset.source})")
-    text = (f"{change.kind.lower()} {change.event_name} on {change.resource} "
-            f"(service {change.service}, {top.relation.describe()} of {incident.service}) "
-            f"{when}; ")
+    when = (
+        f"{minutes:.0f} min before the onset ({iso_z(onset.at)}, from {onset.source})"
+        if minutes >= 0
+        else f"at the onset ({iso_z(onset.at)}, from {onset.source})"
+    )
+    text = (
+        f"{change.kind.lower()} {change.event_name} on {change.resource} "
+        f"(service {change.service}, {top.relation.describe()} of {incident.service}) "
+        f"{when}; "
+    )
     strongest = top.impact.strongest if top.impact is not None else None
     if strongest is None:
         text += "its impact on the service could not be measured; "
     else:
-        text += (f"{strongest.name} shifted after it (robust z {strongest.z_after:.1f}, "
-                 f"{strongest.z_incident:.1f} during the incident); ")
+        text += (
+            f"{strongest.name} shifted after it (robust z {strongest.z_after:.1f}, "
+            f"{strongest.z_incident:.1f} during the incident); "
+        )
     text += f"suspicion {top.suspicion:.2f}."
     if plausible > 1:
         text += f" {plausible - 1} other service(s) also changed plausibly."
@@ -899,28 +1001,39 @@ def _describe(top: ScoredChange, incident: Incident, onset: Onset, plausible: in
 
 def _evidence(scored: Sequence[ScoredChange], floor: float, top: ScoredChange) -> list[Evidence]:
     items = []
-    for tool, kinds in (("list_deployments", {"DEPLOYMENT"}),
-                        ("list_config_changes", {"CONFIG", "INFRASTRUCTURE"})):
+    for tool, kinds in (
+        ("list_deployments", {"DEPLOYMENT"}),
+        ("list_config_changes", {"CONFIG", "INFRASTRUCTURE"}),
+    ):
         chosen = [s for s in scored if s.change.kind in kinds and s.suspicion >= floor][:5]
         if chosen:
-            items.append(Evidence(
-                tool=tool,
-                record_ids=[s.change.change_id for s in chosen],
-                summary="; ".join(f"{s.change.change_id} {s.change.event_name} on "
-                                  f"{s.change.service or 'unknown service'} suspicion "
-                                  f"{s.suspicion:.2f}" for s in chosen),
-            ))
+            items.append(
+                Evidence(
+                    tool=tool,
+                    record_ids=[s.change.change_id for s in chosen],
+                    summary="; ".join(
+                        f"{s.change.change_id} {s.change.event_name} on "
+                        f"{s.change.service or 'unknown service'} suspicion "
+                        f"{s.suspicion:.2f}"
+                        for s in chosen
+                    ),
+                )
+            )
     strongest = top.impact.strongest if top.impact is not None else None
     if strongest is not None:
         tool = "search_logs" if strongest.name == "error logs" else "get_metrics"
-        items.append(Evidence(
-            tool=tool,
-            query=f"service={top.change.service}",
-            record_ids=[] if tool == "search_logs" else [strongest.name],
-            summary=(f"{strongest.name} of {top.change.service} after "
-                     f"{top.change.change_id}: robust z {strongest.z_after:.1f} against the "
-                     f"time before the change, {strongest.z_incident:.1f} during the incident"),
-        ))
+        items.append(
+            Evidence(
+                tool=tool,
+                query=f"service={top.change.service}",
+                record_ids=[] if tool == "search_logs" else [strongest.name],
+                summary=(
+                    f"{strongest.name} of {top.change.service} after "
+                    f"{top.change.change_id}: robust z {strongest.z_after:.1f} against the "
+                    f"time before the change, {strongest.z_incident:.1f} during the incident"
+                ),
+            )
+        )
     return items
 
 
@@ -929,13 +1042,16 @@ def _contradicting(scored: Sequence[ScoredChange], floor: float) -> list[Evidenc
     quiet = [s for s in scored if s.measured and s.prior >= floor and s.suspicion < floor][:5]
     if not quiet:
         return []
-    return [Evidence(
-        tool="get_metrics",
-        record_ids=[s.change.change_id for s in quiet],
-        summary="No sustained shift on the changed service after: " + "; ".join(
-            f"{s.change.change_id} {s.change.event_name} on {s.change.service}"
-            for s in quiet),
-    )]
+    return [
+        Evidence(
+            tool="get_metrics",
+            record_ids=[s.change.change_id for s in quiet],
+            summary="No sustained shift on the changed service after: "
+            + "; ".join(
+                f"{s.change.change_id} {s.change.event_name} on {s.change.service}" for s in quiet
+            ),
+        )
+    ]
 
 
 def _change_finding(item: ScoredChange) -> dict[str, Any]:

@@ -41,10 +41,16 @@ _GAUGE_STATS = frozenset({"average", "avg", "mean", "minimum", "min", "maximum",
 _GAUGE_STAT_PREFIXES = ("p", "tm", "wm", "tc", "ts", "pr")
 # Names of event counts, for series whose statistic does not say.
 _COUNT_WORDS = (
-    "error", "fault", "throttl", "request", "count", "exception", "invocation", "5xx", "4xx",
+    "error",
+    "fault",
+    "throttl",
+    "request",
+    "count",
+    "exception",
+    "invocation",
+    "5xx",
+    "4xx",
 )
-
-
 
 
 def is_count_series(metric: str, stat: str, baseline: Sequence[Any]) -> bool:
@@ -66,7 +72,7 @@ def is_count_series(metric: str, stat: str, baseline: Sequence[Any]) -> bool:
 def _is_percentile_like(stat: str) -> bool:
     """p99, p99.9, tm90, wm99, tc(10%:90%), ...: extended statistics of a distribution."""
     for prefix in _GAUGE_STAT_PREFIXES:
-        rest = stat[len(prefix):]
+        rest = stat[len(prefix) :]
         if stat.startswith(prefix) and rest and (rest[0].isdigit() or rest[0] == "("):
             return True
     return False
@@ -102,9 +108,7 @@ def count_baseline(values: Sequence[Any]) -> CountBaseline | None:
     return CountBaseline(rate=rate, excess=excess, points=len(clean))
 
 
-def count_z(
-    observed: float, points: int, baseline: CountBaseline, direction: Direction
-) -> float:
+def count_z(observed: float, points: int, baseline: CountBaseline, direction: Direction) -> float:
     """How surprising a total of ``observed`` events over ``points`` points is, the bad way:
     expected = rate x points, variance = expected + 1 + (points x excess)^2 (Poisson noise; a
     handful of rare events is not alarming; drift moves all points of a window together)."""

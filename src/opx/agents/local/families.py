@@ -7,10 +7,38 @@ _FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ERRORS", ("error", "fault", "5xx", "4xx", "exception", "fail", "timeout")),
     ("AVAILABILITY", ("availability", "success", "healthy", "uptime")),
     ("LATENCY", ("latency", "duration", "responsetime", "response_time", "elapsed", "delay")),
-    ("SATURATION", ("cpu", "memory", "mem", "throttl", "queue", "saturation", "disk",
-                    "connection", "thread", "utiliz", "gc", "network", "iops")),
-    ("TRAFFIC", ("request", "invocation", "throughput", "rps", "calls", "hits", "traffic",
-                 "workload", "count")),
+    (
+        "SATURATION",
+        (
+            "cpu",
+            "memory",
+            "mem",
+            "throttl",
+            "queue",
+            "saturation",
+            "disk",
+            "connection",
+            "thread",
+            "utiliz",
+            "gc",
+            "network",
+            "iops",
+        ),
+    ),
+    (
+        "TRAFFIC",
+        (
+            "request",
+            "invocation",
+            "throughput",
+            "rps",
+            "calls",
+            "hits",
+            "traffic",
+            "workload",
+            "count",
+        ),
+    ),
 )
 
 

@@ -188,20 +188,31 @@ def score_matches(
     symptoms: list[float | None] = [None] * len(candidates)
     if fingerprint is not None:
         generic = generic_tokens(graph.nodes)
-        docs = [past_symptom_tokens(c.service, c.root_service, c.symptoms, generic)
-                for c in candidates]
+        docs = [
+            past_symptom_tokens(c.service, c.root_service, c.symptoms, generic) for c in candidates
+        ]
         symptoms = list(fingerprint_similarities(fingerprint, docs))
     matches = []
     for past, text, symptom in zip(candidates, texts, symptoms, strict=True):
         activity = None if fingerprint is None else fingerprint.root_activity(past.root_service)
         similarity = incident_similarity(
-            _closest_relation(graph, incident.service, past), text,
-            severity_match(incident.severity.value, past.severity), _age_days(incident, past),
-            symptoms=symptom, root_activity=activity,
+            _closest_relation(graph, incident.service, past),
+            text,
+            severity_match(incident.severity.value, past.severity),
+            _age_days(incident, past),
+            symptoms=symptom,
+            root_activity=activity,
         )
         if similarity >= threshold:
-            matches.append(Match(past, round(similarity, 4), round(text, 4),
-                                 None if symptom is None else round(symptom, 4), activity))
+            matches.append(
+                Match(
+                    past,
+                    round(similarity, 4),
+                    round(text, 4),
+                    None if symptom is None else round(symptom, 4),
+                    activity,
+                )
+            )
     return sorted(matches, key=lambda m: (-m.similarity, m.incident.incident_id))
 
 
@@ -225,8 +236,10 @@ def fingerprint_services(
 ) -> list[str]:
     """The services whose metrics make the fingerprint: the neighbourhood first, then the
     candidates' root-cause services the graph knows, at most ``limit``."""
-    roots = sorted({c.root_service for c in candidates
-                    if c.root_service and c.root_service in graph} - set(neighbours))
+    roots = sorted(
+        {c.root_service for c in candidates if c.root_service and c.root_service in graph}
+        - set(neighbours)
+    )
     return list(dict.fromkeys([*neighbours, *roots]))[:limit]
 
 
@@ -277,8 +290,10 @@ def advice_from_action(action: str, incident_id: str, summary: str) -> str:
     """Advice wording for a past action; command text is never copied into advice."""
     context = "" if not summary or is_command_like(summary) else f" ({summary.rstrip('.')})"
     if is_command_like(action):
-        text = (f"Consider the remediation that resolved similar incident {incident_id}"
-                f"{context}; review its documented steps before acting.")
+        text = (
+            f"Consider the remediation that resolved similar incident {incident_id}"
+            f"{context}; review its documented steps before acting."
+        )
     else:
         step = action.strip().rstrip(".")
         step = step[:1].lower() + step[1:]
@@ -326,16 +341,25 @@ class HistoricalAnalyst:
         if not groups:
             return self._abstain(ctx, services, len(candidates), matches, fingerprint, notes)
         resolutions = self._resolutions(ctx, matches, notes)
-        return self._build(ctx, services=services, matches=matches, groups=groups,
-                           resolutions=resolutions, fingerprint=fingerprint, notes=notes)
+        return self._build(
+            ctx,
+            services=services,
+            matches=matches,
+            groups=groups,
+            resolutions=resolutions,
+            fingerprint=fingerprint,
+            notes=notes,
+        )
 
     # -- tools ---------------------------------------------------------------------------------
 
     def _graph(self, ctx: AgentContext, notes: list[str]) -> Topology:
         result = collect(lambda token: ctx.tools.get_service_graph(next_token=token))
         if result.status is ToolStatus.FAILED:
-            notes.append(f"get_service_graph failed ({_errors(result.errors)}); "
-                         "searched the incident service only")
+            notes.append(
+                f"get_service_graph failed ({_errors(result.errors)}); "
+                "searched the incident service only"
+            )
         return Topology.from_payload(result.data)
 
     def _fingerprint(
@@ -352,8 +376,9 @@ class HistoricalAnalyst:
         chosen = fingerprint_services(services, candidates, graph, self.fingerprint_services)
         gaps = DataGaps()
         incident = ctx.incident
-        scores = read_metric_scores(ctx.tools, chosen, (incident.window_start,
-                                                        incident.window_end), self.baseline, gaps)
+        scores = read_metric_scores(
+            ctx.tools, chosen, (incident.window_start, incident.window_end), self.baseline, gaps
+        )
         notes.extend(f"get_metrics: {note}" for note in gaps.notes)
         if not scores:
             return None
@@ -368,8 +393,7 @@ class HistoricalAnalyst:
         if ctx.incident.title:
             queries.append((None, ctx.incident.title))
         for service, text in queries:
-            result = ctx.tools.search_incidents(service=service, text=text,
-                                                limit=self.search_limit)
+            result = ctx.tools.search_incidents(service=service, text=text, limit=self.search_limit)
             if result.status is ToolStatus.FAILED:
                 failed += 1
                 message = result.error.message if result.error else "no detail"
@@ -380,8 +404,10 @@ class HistoricalAnalyst:
                     past = PastIncident.from_data(item)
                     found.setdefault(past.incident_id, past)
         if failed == len(queries):
-            raise OpxError(ErrorCode.DATA_SOURCE_UNAVAILABLE,
-                           "search_incidents failed for every query: " + "; ".join(notes))
+            raise OpxError(
+                ErrorCode.DATA_SOURCE_UNAVAILABLE,
+                "search_incidents failed for every query: " + "; ".join(notes),
+            )
         return [p for _, p in sorted(found.items()) if self._is_history(ctx.incident, p)]
 
     @staticmethod
@@ -418,8 +444,10 @@ class HistoricalAnalyst:
         fingerprint: Fingerprint | None,
         notes: list[str],
     ) -> Hypothesis:
-        reason = (f"No past incident reached similarity {self.threshold:.2f} "
-                  f"({searched} candidate(s) compared around {ctx.incident.service})")
+        reason = (
+            f"No past incident reached similarity {self.threshold:.2f} "
+            f"({searched} candidate(s) compared around {ctx.incident.service})"
+        )
         if matches:
             reason = "Similar past incidents were found but none records a root-cause service"
         return Hypothesis(
@@ -427,9 +455,13 @@ class HistoricalAnalyst:
             agent_version=self.version,
             status=HypothesisStatus.PARTIAL if notes else HypothesisStatus.SUCCESS,
             description=reason + "; no historical pattern to report.",
-            findings={"similar_incidents": [_match_finding(m, {}) for m in matches],
-                      "patterns": [], "services_searched": list(services),
-                      "fingerprint": _fingerprint_finding(fingerprint), "degraded": notes},
+            findings={
+                "similar_incidents": [_match_finding(m, {}) for m in matches],
+                "patterns": [],
+                "services_searched": list(services),
+                "fingerprint": _fingerprint_finding(fingerprint),
+                "degraded": notes,
+            },
         )
 
     def _build(
@@ -463,8 +495,9 @@ class HistoricalAnalyst:
             agent_id=self.agent_id,
             agent_version=self.version,
             status=HypothesisStatus.PARTIAL if notes else HypothesisStatus.SUCCESS,
-            root_cause=RootCause(service=best.service, component=best.component,
-                                 category=best.category),
+            root_cause=RootCause(
+                service=best.service, component=best.component, category=best.category
+            ),
             description=description,
             confidence=confidence,
             confidence_basis=[ConfidenceBasis.PATTERN],
@@ -489,8 +522,12 @@ def _errors(errors: Sequence[Any]) -> str:
 def _alternatives(groups: Sequence[CauseGroup], confidence: float) -> list[AlternativeCause]:
     best = groups[0]
     return [
-        AlternativeCause(service=g.service, component=g.component, category=g.category,
-                         confidence=round(confidence * g.support / best.support, 4))
+        AlternativeCause(
+            service=g.service,
+            component=g.component,
+            category=g.category,
+            confidence=round(confidence * g.support / best.support, 4),
+        )
         for g in groups[1:5]
     ]
 
@@ -499,17 +536,28 @@ def _evidence(
     services: Sequence[str], matches: Sequence[Match], resolutions: Mapping[str, Mapping[str, Any]]
 ) -> list[Evidence]:
     top = matches[:10]
-    items = [Evidence(
-        tool="search_incidents",
-        query="services=" + ",".join(services),
-        record_ids=[m.incident.incident_id for m in top],
-        summary="; ".join(f"{m.incident.incident_id} similarity {m.similarity:.2f} root cause "
-                          f"{m.incident.root_service or 'unknown'}" for m in top[:5]),
-    )]
+    items = [
+        Evidence(
+            tool="search_incidents",
+            query="services=" + ",".join(services),
+            record_ids=[m.incident.incident_id for m in top],
+            summary="; ".join(
+                f"{m.incident.incident_id} similarity {m.similarity:.2f} root cause "
+                f"{m.incident.root_service or 'unknown'}"
+                for m in top[:5]
+            ),
+        )
+    ]
     for incident_id in sorted(resolutions):
         summary = str(resolutions[incident_id].get("summary") or "resolution recorded")
-        items.append(Evidence(tool="get_resolution", query=incident_id, record_ids=[incident_id],
-                              summary=summary[:300]))
+        items.append(
+            Evidence(
+                tool="get_resolution",
+                query=incident_id,
+                record_ids=[incident_id],
+                summary=summary[:300],
+            )
+        )
     return items
 
 
@@ -517,12 +565,14 @@ def _contradictions(groups: Sequence[CauseGroup]) -> list[Evidence]:
     others = [m for g in groups[1:] for m in g.matches]
     if not others:
         return []
-    return [Evidence(
-        tool="search_incidents",
-        record_ids=[m.incident.incident_id for m in others[:10]],
-        summary="Similar incidents with other root causes: " + ", ".join(
-            f"{g.service} ({len(g.matches)})" for g in groups[1:5]),
-    )]
+    return [
+        Evidence(
+            tool="search_incidents",
+            record_ids=[m.incident.incident_id for m in others[:10]],
+            summary="Similar incidents with other root causes: "
+            + ", ".join(f"{g.service} ({len(g.matches)})" for g in groups[1:5]),
+        )
+    ]
 
 
 def _recommendations(
@@ -530,12 +580,16 @@ def _recommendations(
 ) -> list[Recommendation]:
     ids = ", ".join(m.incident.incident_id for m in best.matches[:3])
     target = f"{best.component} on {best.service}" if best.component else best.service
-    recs = [Recommendation(
-        type=RecommendationType.INVESTIGATION,
-        description=_clip(f"Consider checking whether {target} shows the same "
-                          f"{best.category} pattern as past incidents {ids}."),
-        risk=Risk.LOW,
-    )]
+    recs = [
+        Recommendation(
+            type=RecommendationType.INVESTIGATION,
+            description=_clip(
+                f"Consider checking whether {target} shows the same "
+                f"{best.category} pattern as past incidents {ids}."
+            ),
+            risk=Risk.LOW,
+        )
+    ]
     seen = {recs[0].description}
     for match in matches:
         resolution = resolutions.get(match.incident.incident_id)
@@ -557,8 +611,13 @@ def _resolution_advice(incident_id: str, resolution: Mapping[str, Any]) -> list[
     recs = []
     for action in actions[:3]:
         rec_type, risk = classify_action(action, kind)
-        recs.append(Recommendation(type=rec_type, risk=risk,
-                                   description=advice_from_action(action, incident_id, summary)))
+        recs.append(
+            Recommendation(
+                type=rec_type,
+                risk=risk,
+                description=advice_from_action(action, incident_id, summary),
+            )
+        )
     return recs
 
 
@@ -573,8 +632,11 @@ def _match_finding(match: Match, resolutions: Mapping[str, Mapping[str, Any]]) -
         "root_cause_activity": match.root_activity,
         "service": past.service,
         "title": past.title,
-        "root_cause": {"service": past.root_service, "component": past.root_component,
-                       "category": past.root_category},
+        "root_cause": {
+            "service": past.root_service,
+            "component": past.root_component,
+            "category": past.root_category,
+        },
         "resolution_summary": None if resolution is None else resolution.get("summary"),
     }
 
@@ -595,7 +657,8 @@ def _fingerprint_finding(fingerprint: Fingerprint | None) -> dict[str, Any] | No
     if fingerprint is None:
         return None
     return {
-        "anomalous_series": [{"series_id": s.series_id, "z": round(s.z, 3)}
-                             for s in fingerprint.anomalous[:10]],
+        "anomalous_series": [
+            {"series_id": s.series_id, "z": round(s.z, 3)} for s in fingerprint.anomalous[:10]
+        ],
         "service_activity": {k: v for k, v in sorted(fingerprint.activity.items()) if v > 0},
     }

@@ -42,12 +42,43 @@ DEGRADED_FACTOR = 0.8
 # Symptom overlap saturates after this many shared words: a long detection list must not
 # make every document look irrelevant.
 _SYMPTOM_SATURATION = 6
-_MITIGATION_WORDS = ("mitigat", "remediat", "rollback", "roll back", "recover", "fix",
-                     "resolution", "workaround", "response", "restore")
-_INVESTIGATION_WORDS = ("diagnos", "investigat", "symptom", "triage", "detect", "check",
-                        "verify", "troubleshoot", "identif")
-_RISKY_WORDS = ("restart", "failover", "fail over", "scale", "disable", "purge", "flush",
-                "drain", "rollback", "roll back", "revert", "delete")
+_MITIGATION_WORDS = (
+    "mitigat",
+    "remediat",
+    "rollback",
+    "roll back",
+    "recover",
+    "fix",
+    "resolution",
+    "workaround",
+    "response",
+    "restore",
+)
+_INVESTIGATION_WORDS = (
+    "diagnos",
+    "investigat",
+    "symptom",
+    "triage",
+    "detect",
+    "check",
+    "verify",
+    "troubleshoot",
+    "identif",
+)
+_RISKY_WORDS = (
+    "restart",
+    "failover",
+    "fail over",
+    "scale",
+    "disable",
+    "purge",
+    "flush",
+    "drain",
+    "rollback",
+    "roll back",
+    "revert",
+    "delete",
+)
 _RUNBOOK_TYPES = ("RUNBOOK", "PLAYBOOK")
 # How much a document is about a service its identity names, against one it merely lists.
 IDENTITY_WEIGHT = 1.0
@@ -136,9 +167,16 @@ def prior_candidates(prior: Mapping[str, Hypothesis]) -> list[Candidate]:
                 components[cause.service][cause.component] += vote
             categories[cause.service][cause.category] += vote
     return sorted(
-        (Candidate(s, round(v, 6), _top(components[s]), _top(categories[s]) or "UNKNOWN",
-                   round(plausible[s], 6))
-         for s, v in support.items()),
+        (
+            Candidate(
+                s,
+                round(v, 6),
+                _top(components[s]),
+                _top(categories[s]) or "UNKNOWN",
+                round(plausible[s], 6),
+            )
+            for s, v in support.items()
+        ),
         key=lambda c: (-c.support, c.service),
     )
 
@@ -147,8 +185,9 @@ def _top(votes: Mapping[str, float]) -> str | None:
     return min(votes, key=lambda k: (-round(votes[k], 9), k)) if votes else None
 
 
-def symptom_tokens(incident: Incident, prior: Mapping[str, Hypothesis],
-                   services: Iterable[str]) -> list[str]:
+def symptom_tokens(
+    incident: Incident, prior: Mapping[str, Hypothesis], services: Iterable[str]
+) -> list[str]:
     """What the incident looks like in words: title, detections and proposed categories, with
     service names removed so that a document does not match merely by naming a service."""
     parts = [incident.title or ""]
@@ -187,8 +226,9 @@ def symptom_match(symptoms: Sequence[str], section: Section) -> float:
     return min(1.0, shared / min(len(set(symptoms)), _SYMPTOM_SATURATION))
 
 
-def keep_relevant(sections: Sequence[Section], symptoms: Sequence[str],
-                  floor: float) -> list[Retrieved]:
+def keep_relevant(
+    sections: Sequence[Section], symptoms: Sequence[str], floor: float
+) -> list[Retrieved]:
     """Sections whose relevance reaches ``floor``, most relevant first."""
     top = max((s.score for s in sections), default=0.0)
     kept = []
@@ -225,8 +265,9 @@ def identity_match(service: str, section: Section, weights: Mapping[str, float])
     return sum(weights.get(t, 0.0) for t in tokens & identity) / total
 
 
-def aboutness(section: Section, names: Iterable[str],
-              weights: Mapping[str, float]) -> dict[str, float]:
+def aboutness(
+    section: Section, names: Iterable[str], weights: Mapping[str, float]
+) -> dict[str, float]:
     """How much the document is about each service it lists and each of ``names``; services it
     neither names nor lists are left out."""
     about: dict[str, float] = {}
@@ -332,8 +373,9 @@ def section_advice(item: Retrieved) -> Recommendation | None:
     cite = f"per {label} {section.document_id} §{section.section}"
     summary = " ".join(section.excerpt.split())
     if not summary or is_command_like(summary):
-        text = (f"Consider the documented steps ({cite}, '{section.title}'); review them "
-                "before acting.")
+        text = (
+            f"Consider the documented steps ({cite}, '{section.title}'); review them before acting."
+        )
     elif kind is RecommendationType.INVESTIGATION:
         text = f"Consider checking the signs described {cite}: {summary}"
     else:
@@ -379,19 +421,32 @@ class KnowledgeAnalyst:
         sections = self._retrieve(ctx, query, candidates, symptoms, notes)
         kept = keep_relevant(sections, symptoms, self.floor)
         scores = candidate_scores(kept, names)
-        leader = discriminating_leader(scores, self.lead_ratio, self.min_support,
-                                       _plausibility(candidates))
-        return self._build(ctx, query=query, kept=kept, candidates=candidates, scores=scores,
-                           leader=leader, notes=notes)
+        leader = discriminating_leader(
+            scores, self.lead_ratio, self.min_support, _plausibility(candidates)
+        )
+        return self._build(
+            ctx,
+            query=query,
+            kept=kept,
+            candidates=candidates,
+            scores=scores,
+            leader=leader,
+            notes=notes,
+        )
 
     def _retrieve(
-        self, ctx: AgentContext, query: str, candidates: Sequence[Candidate],
-        symptoms: Sequence[str], notes: list[str],
+        self,
+        ctx: AgentContext,
+        query: str,
+        candidates: Sequence[Candidate],
+        symptoms: Sequence[str],
+        notes: list[str],
     ) -> list[Section]:
         # One query for the whole picture, then one per candidate so that each candidate's
         # documents get a fair chance to be retrieved before they are compared.
-        queries = [query] + [f"{c.service} {' '.join(symptoms)}".strip()
-                             for c in candidates[: self.max_candidates]]
+        queries = [query] + [
+            f"{c.service} {' '.join(symptoms)}".strip() for c in candidates[: self.max_candidates]
+        ]
         found: dict[tuple[str, str], Section] = {}
         failed = 0
         for text in queries:
@@ -407,8 +462,10 @@ class KnowledgeAnalyst:
                     if section.key not in found or section.score > found[section.key].score:
                         found[section.key] = section
         if failed == len(queries):
-            raise OpxError(ErrorCode.DATA_SOURCE_UNAVAILABLE,
-                           "retrieve_knowledge failed for every query: " + "; ".join(notes[:3]))
+            raise OpxError(
+                ErrorCode.DATA_SOURCE_UNAVAILABLE,
+                "retrieve_knowledge failed for every query: " + "; ".join(notes[:3]),
+            )
         return [found[k] for k in sorted(found)]
 
     def _build(
@@ -425,8 +482,9 @@ class KnowledgeAnalyst:
         root, confidence = None, 0.0
         if leader is not None:
             chosen = next(c for c in candidates if c.service == leader[0])
-            root = RootCause(service=chosen.service, component=chosen.component,
-                             category=chosen.category)
+            root = RootCause(
+                service=chosen.service, component=chosen.component, category=chosen.category
+            )
             confidence = leader[1] * (DEGRADED_FACTOR if notes else 1.0)
         recs = [r for r in (section_advice(k) for k in kept) if r is not None]
         return Hypothesis(
@@ -445,8 +503,9 @@ class KnowledgeAnalyst:
                 "related_postmortems": _ids(kept, lambda t: t == "POSTMORTEM"),
                 "candidate_support": dict(sorted(scores.items())),
                 "candidate_plausibility": dict(sorted(_plausibility(candidates).items())),
-                "candidate_posterior": dict(sorted(
-                    posteriors(scores, _plausibility(candidates)).items())),
+                "candidate_posterior": dict(
+                    sorted(posteriors(scores, _plausibility(candidates)).items())
+                ),
                 "query": query[:300],
                 "degraded": notes,
             },
@@ -457,31 +516,43 @@ def _plausibility(candidates: Sequence[Candidate]) -> dict[str, float]:
     return {c.service: c.plausibility for c in candidates}
 
 
-def _describe(incident: Incident, kept: Sequence[Retrieved], scores: Mapping[str, float],
-              root: RootCause | None) -> str:
+def _describe(
+    incident: Incident,
+    kept: Sequence[Retrieved],
+    scores: Mapping[str, float],
+    root: RootCause | None,
+) -> str:
     if not kept:
-        return (f"No runbook or postmortem matched the symptoms of {incident.service}; "
-                "no knowledge-based opinion.")
+        return (
+            f"No runbook or postmortem matched the symptoms of {incident.service}; "
+            "no knowledge-based opinion."
+        )
     docs = len({k.section.document_id for k in kept})
     if root is None:
-        ranked = ", ".join(f"{s} {v:.2f}" for s, v in sorted(
-            scores.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        return (f"{docs} relevant document(s) found, but they do not single out one candidate "
-                f"the earlier agents found plausible{' (' + ranked + ')' if ranked else ''}; "
-                "citing them without a root cause.")
-    return (f"{docs} relevant document(s) found; among the candidates the earlier agents found "
-            f"plausible, those matching the symptoms point to {root.service} (document support "
-            f"{scores[root.service]:.2f}).")
+        ranked = ", ".join(
+            f"{s} {v:.2f}" for s, v in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        )
+        return (
+            f"{docs} relevant document(s) found, but they do not single out one candidate "
+            f"the earlier agents found plausible{' (' + ranked + ')' if ranked else ''}; "
+            "citing them without a root cause."
+        )
+    return (
+        f"{docs} relevant document(s) found; among the candidates the earlier agents found "
+        f"plausible, those matching the symptoms point to {root.service} (document support "
+        f"{scores[root.service]:.2f})."
+    )
 
 
 def _evidence(query: str, kept: Sequence[Retrieved]) -> list[Evidence]:
     if not kept:
         return []
     ids = list(dict.fromkeys(k.section.document_id for k in kept))
-    summary = "; ".join(f"{k.section.document_id} §{k.section.section} "
-                        f"(relevance {k.relevance:.2f})" for k in kept[:5])
-    return [Evidence(tool="retrieve_knowledge", query=query[:300], record_ids=ids,
-                     summary=summary)]
+    summary = "; ".join(
+        f"{k.section.document_id} §{k.section.section} (relevance {k.relevance:.2f})"
+        for k in kept[:5]
+    )
+    return [Evidence(tool="retrieve_knowledge", query=query[:300], record_ids=ids, summary=summary)]
 
 
 def _document_finding(item: Retrieved) -> dict[str, Any]:

@@ -103,14 +103,11 @@ def _inherited_failures(
     """The failed spans (an error line is tied to them) with a failed descendant in another
     service."""
     failed = {
-        key for event in events
-        if (key := _span_key(event)) in owner and is_error_event(event)
+        key for event in events if (key := _span_key(event)) in owner and is_error_event(event)
     }
     if not failed:
         return set()
-    parent_of = {
-        (s.trace_id, s.span_id): (s.trace_id, s.parent_id) for s in spans if s.parent_id
-    }
+    parent_of = {(s.trace_id, s.span_id): (s.trace_id, s.parent_id) for s in spans if s.parent_id}
     inherited: set[tuple[str, str]] = set()
     for key in failed:
         service = owner[key].service
@@ -204,4 +201,3 @@ def _stat(
         kind=kind,
         operation=name,
     )
-

@@ -21,8 +21,10 @@ _ERROR_WORDS = re.compile(
 _ERROR_CLASS = re.compile(r"[a-z0-9](?:Exception|Error)\b")
 # Most specific first: a UUID contains hex runs and numbers, an IP contains numbers.
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
-     "<UUID>"),
+    (
+        re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+        "<UUID>",
+    ),
     (re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])"), "<IP>"),
     (re.compile(r"\b0[xX][0-9a-fA-F]+\b"), "<HEX>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<HEX>"),
@@ -143,9 +145,7 @@ def cluster_errors(
             _remember(entry, event)
     ratio = window_seconds / baseline_seconds if baseline_seconds > 0 else 0.0
     stats = [
-        _stat(service, c, c.baseline * ratio)
-        for (service, _), c in counts.items()
-        if c.window > 0
+        _stat(service, c, c.baseline * ratio) for (service, _), c in counts.items() if c.window > 0
     ]
     stats.sort(key=lambda s: (-s.z, s.service, s.template_id))
     return stats

@@ -35,8 +35,11 @@ RISK_PENALTY = {Risk.LOW: 0.0, Risk.MEDIUM: 0.05, Risk.HIGH: 0.15}
 # and a LOW-risk option wins whenever effectiveness is comparable.
 SEVERE = frozenset({Severity.SEV1, Severity.SEV2})
 SEVERE_RISK_FACTOR = 3.0
-_TYPE_ORDER = {RecommendationType.ROLLBACK: 0, RecommendationType.MITIGATION: 1,
-               RecommendationType.INVESTIGATION: 2}
+_TYPE_ORDER = {
+    RecommendationType.ROLLBACK: 0,
+    RecommendationType.MITIGATION: 1,
+    RecommendationType.INVESTIGATION: 2,
+}
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,15 @@ class _Tally:
     components: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     categories: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
-    def count(self, agent_id: str, cause: RootCause | AlternativeCause, weight: float,
-              confidence: float, *, primary: bool) -> None:
+    def count(
+        self,
+        agent_id: str,
+        cause: RootCause | AlternativeCause,
+        weight: float,
+        confidence: float,
+        *,
+        primary: bool,
+    ) -> None:
         vote = weight * confidence
         self.score += vote
         if primary:
@@ -89,8 +99,14 @@ class _Tally:
     def support(self, service: str) -> Support:
         total_weight = sum(w for w, _ in self.confidences)
         mean = sum(w * c for w, c in self.confidences) / total_weight if total_weight else 0.0
-        return Support(service, round(self.score, 6), tuple(self.agents),
-                       _top(self.components), _top(self.categories) or "UNKNOWN", round(mean, 6))
+        return Support(
+            service,
+            round(self.score, 6),
+            tuple(self.agents),
+            _top(self.components),
+            _top(self.categories) or "UNKNOWN",
+            round(mean, 6),
+        )
 
 
 def support_table(prior: Mapping[str, Hypothesis]) -> list[Support]:
@@ -107,10 +123,12 @@ def support_table(prior: Mapping[str, Hypothesis]) -> list[Support]:
         weight = WEIGHTS.get(agent_id, 0.5) * breadth.get(agent_id, 1.0)
         if hypothesis.root_cause is not None:
             tallies[hypothesis.root_cause.service].count(
-                agent_id, hypothesis.root_cause, weight, hypothesis.confidence, primary=True)
+                agent_id, hypothesis.root_cause, weight, hypothesis.confidence, primary=True
+            )
         for alt in hypothesis.alternatives:
-            tallies[alt.service].count(agent_id, alt, weight * ALTERNATIVE_FACTOR,
-                                       alt.confidence, primary=False)
+            tallies[alt.service].count(
+                agent_id, alt, weight * ALTERNATIVE_FACTOR, alt.confidence, primary=False
+            )
     table = [tally.support(service) for service, tally in tallies.items() if tally.score > 0]
     return sorted(table, key=lambda s: (-s.score, s.service))
 
@@ -159,12 +177,16 @@ def _investigate(support: Support, share: float, *, primary: bool) -> Option:
         type=RecommendationType.INVESTIGATION,
         description=as_advice(
             f"Consider investigating {target} ({support.category}), {lead} "
-            f"(supported by {agents}).", "Consider investigating the leading candidate."),
+            f"(supported by {agents}).",
+            "Consider investigating the leading candidate.",
+        ),
         effectiveness=round((0.3 if primary else 0.2) + 0.25 * share, 4),
         risk=Risk.LOW,
         sources=support.agents,
-        tradeoffs=("safe, and confirms the cause before any change",
-                   "does not by itself restore service"),
+        tradeoffs=(
+            "safe, and confirms the cause before any change",
+            "does not by itself restore service",
+        ),
     )
 
 
@@ -180,17 +202,24 @@ def _rollbacks(prior: Mapping[str, Hypothesis], leader: Support) -> list[Option]
             # The change analyst's suspect is specific evidence; other agents' rollbacks are
             # patterns, so they are worth less.
             base = 0.45 if agent_id == CHANGE else 0.3
-            options.append(Option(
-                type=RecommendationType.ROLLBACK,
-                description=as_advice(rec.description, f"Consider the rollback proposed by "
-                                      f"{agent_id}; its wording held command steps, omitted."),
-                effectiveness=round(min(0.9, base + 0.45 * hypothesis.confidence), 4),
-                risk=max(rec.risk, Risk.MEDIUM, key=list(Risk).index),
-                sources=(agent_id,),
-                tradeoffs=("restores the last known-good state quickly if the change is the "
-                           "trigger", "undoes the change's intended effect",
-                           "does not help if the fault lies elsewhere"),
-            ))
+            options.append(
+                Option(
+                    type=RecommendationType.ROLLBACK,
+                    description=as_advice(
+                        rec.description,
+                        f"Consider the rollback proposed by "
+                        f"{agent_id}; its wording held command steps, omitted.",
+                    ),
+                    effectiveness=round(min(0.9, base + 0.45 * hypothesis.confidence), 4),
+                    risk=max(rec.risk, Risk.MEDIUM, key=list(Risk).index),
+                    sources=(agent_id,),
+                    tradeoffs=(
+                        "restores the last known-good state quickly if the change is the trigger",
+                        "undoes the change's intended effect",
+                        "does not help if the fault lies elsewhere",
+                    ),
+                )
+            )
     return options
 
 
@@ -209,16 +238,23 @@ def _mitigations(prior: Mapping[str, Hypothesis], leader: Support) -> list[Optio
         for rec in hypothesis.recommendations:
             if rec.type is not RecommendationType.MITIGATION:
                 continue
-            options.append(Option(
-                type=RecommendationType.MITIGATION,
-                description=as_advice(rec.description, f"Consider the mitigation proposed by "
-                                      f"{agent_id}; its wording held command steps, omitted."),
-                effectiveness=round(min(0.85, base), 4),
-                risk=rec.risk,
-                sources=(agent_id,),
-                tradeoffs=("limits impact while the cause is confirmed",
-                           "treats the symptom; the cause remains until fixed"),
-            ))
+            options.append(
+                Option(
+                    type=RecommendationType.MITIGATION,
+                    description=as_advice(
+                        rec.description,
+                        f"Consider the mitigation proposed by "
+                        f"{agent_id}; its wording held command steps, omitted.",
+                    ),
+                    effectiveness=round(min(0.85, base), 4),
+                    risk=rec.risk,
+                    sources=(agent_id,),
+                    tradeoffs=(
+                        "limits impact while the cause is confirmed",
+                        "treats the symptom; the cause remains until fixed",
+                    ),
+                )
+            )
     return options
 
 
@@ -263,11 +299,18 @@ class ResponseAnalyst:
         return Hypothesis(
             agent_id=self.agent_id,
             agent_version=self.version,
-            description=("No earlier agent named a root cause, so there is no response to "
-                         "rank; keep watching the incident."),
-            findings={"ranked_options": [], "tradeoff_analysis": {
-                "severity": ctx.incident.severity.value, "leader": None,
-                "agents_without_opinion": list(missing)}},
+            description=(
+                "No earlier agent named a root cause, so there is no response to "
+                "rank; keep watching the incident."
+            ),
+            findings={
+                "ranked_options": [],
+                "tradeoff_analysis": {
+                    "severity": ctx.incident.severity.value,
+                    "leader": None,
+                    "agents_without_opinion": list(missing),
+                },
+            },
         )
 
     def _build(
@@ -285,28 +328,40 @@ class ResponseAnalyst:
             agent_id=self.agent_id,
             agent_version=self.version,
             status=HypothesisStatus.SUCCESS,
-            root_cause=RootCause(service=leader.service, component=leader.component,
-                                 category=leader.category),
-            description=(f"{leader.service} leads with {leader.score / total:.0%} of the weighted "
-                         f"support ({', '.join(leader.agents) or 'alternatives only'}); "
-                         f"{len(ranked)} response option(s) ranked, advice only."),
+            root_cause=RootCause(
+                service=leader.service, component=leader.component, category=leader.category
+            ),
+            description=(
+                f"{leader.service} leads with {leader.score / total:.0%} of the weighted "
+                f"support ({', '.join(leader.agents) or 'alternatives only'}); "
+                f"{len(ranked)} response option(s) ranked, advice only."
+            ),
             confidence=confidence,
             confidence_basis=_bases(ctx.prior, leader),
             alternatives=[
-                AlternativeCause(service=s.service, component=s.component, category=s.category,
-                                 confidence=round(confidence * s.score / leader.score, 4))
+                AlternativeCause(
+                    service=s.service,
+                    component=s.component,
+                    category=s.category,
+                    confidence=round(confidence * s.score / leader.score, 4),
+                )
                 for s in table[1:5]
             ],
-            evidence=[Evidence(
-                tool="prior_hypotheses",
-                record_ids=sorted(a for a, h in ctx.prior.items() if h.status.produced),
-                summary="; ".join(f"{s.service} support {s.score:.2f}" for s in table[:4]),
-            )],
-            recommendations=[Recommendation(type=o.type, description=o.description, risk=o.risk)
-                             for o in top],
+            evidence=[
+                Evidence(
+                    tool="prior_hypotheses",
+                    record_ids=sorted(a for a, h in ctx.prior.items() if h.status.produced),
+                    summary="; ".join(f"{s.service} support {s.score:.2f}" for s in table[:4]),
+                )
+            ],
+            recommendations=[
+                Recommendation(type=o.type, description=o.description, risk=o.risk) for o in top
+            ],
             findings={
-                "ranked_options": [_option_finding(i, o, ctx.incident.severity)
-                                   for i, o in enumerate(ranked, start=1)],
+                "ranked_options": [
+                    _option_finding(i, o, ctx.incident.severity)
+                    for i, o in enumerate(ranked, start=1)
+                ],
                 "tradeoff_analysis": _tradeoffs(ctx, table, ranked, missing),
             },
         )
@@ -331,8 +386,9 @@ def _option_finding(rank: int, option: Option, severity: Severity) -> dict[str, 
     }
 
 
-def _tradeoffs(ctx: AgentContext, table: Sequence[Support], ranked: Sequence[Option],
-               missing: Sequence[str]) -> dict[str, Any]:
+def _tradeoffs(
+    ctx: AgentContext, table: Sequence[Support], ranked: Sequence[Option], missing: Sequence[str]
+) -> dict[str, Any]:
     total = sum(s.score for s in table)
     change = ctx.prior.get(CHANGE)
     suspect = change.root_cause.service if change and change.root_cause else None
@@ -342,16 +398,23 @@ def _tradeoffs(ctx: AgentContext, table: Sequence[Support], ranked: Sequence[Opt
     elif suspect == table[0].service:
         reason = "the suspect change is on the leading candidate"
     else:
-        reason = (f"the suspect change is on {suspect}, not on the leading candidate "
-                  f"{table[0].service}: no rollback proposed for it")
+        reason = (
+            f"the suspect change is on {suspect}, not on the leading candidate "
+            f"{table[0].service}: no rollback proposed for it"
+        )
     severe = ctx.incident.severity in SEVERE
     return {
         "severity": ctx.incident.severity.value,
-        "risk_preference": ("LOW-risk options preferred when effectiveness is comparable"
-                            if severe else "risk weighed normally"),
+        "risk_preference": (
+            "LOW-risk options preferred when effectiveness is comparable"
+            if severe
+            else "risk weighed normally"
+        ),
         "leader": {"service": table[0].service, "share": round(table[0].score / total, 4)},
-        "candidates": [{"service": s.service, "share": round(s.score / total, 4),
-                        "agents": list(s.agents)} for s in table],
+        "candidates": [
+            {"service": s.service, "share": round(s.score / total, 4), "agents": list(s.agents)}
+            for s in table
+        ],
         "rollback": {"proposed": rollback, "reason": reason},
         "agents_without_opinion": list(missing),
     }

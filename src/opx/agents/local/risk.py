@@ -112,7 +112,8 @@ def blast_radius(
     located = graph is not None and incident in graph
     shares = coverage or {}
     weight = {
-        n: v * shares.get(n, 1.0) for n, v in anomalous.items()
+        n: v * shares.get(n, 1.0)
+        for n, v in anomalous.items()
         if shares.get(n, 1.0) >= MIN_COVERAGE
     }
     ends = tuple(most_downstream(graph, incident, weight)) if graph and located else ()
@@ -214,7 +215,8 @@ class RiskAnalyst:
         # affected, but it cannot make a service the origin.
         # Nor can the time a service waits on its callees (a client-side latency).
         faults = [
-            s for s in scores
+            s
+            for s in scores
             if metric_family(s.metric) != "TRAFFIC" and not is_client_side(s.metric)
         ]
         best = service_strengths(faults)
@@ -264,7 +266,10 @@ def _confidence(state: _State, located: bool, alarmed: str) -> float:
     second = state.weight(radius.ends[1]) if len(radius.ends) > 1 else 0.0
     separation = max(first - second, 0.0) / first if first > 0 else 0.0
     value = (
-        CONFIDENCE_CAP * first * (0.5 + 0.5 * separation) * _corroboration(state, alarmed)
+        CONFIDENCE_CAP
+        * first
+        * (0.5 + 0.5 * separation)
+        * _corroboration(state, alarmed)
         * state.gaps.completeness
     )
     if not located:
@@ -288,8 +293,9 @@ def _corroboration(state: _State, alarmed: str) -> float:
     return 0.8 if count == 2 else 0.6
 
 
-def _assessment(incident: Incident, radius: BlastRadius, graph: Topology | None,
-                anomalous: Mapping[str, float]) -> dict[str, Any]:
+def _assessment(
+    incident: Incident, radius: BlastRadius, graph: Topology | None, anomalous: Mapping[str, float]
+) -> dict[str, Any]:
     level = _SEVERITY_LEVEL.get(incident.severity.value, 1)
     total = len(graph.nodes) if graph is not None else len(radius.affected)
     share = len(radius.affected) / total if total else 0.0
@@ -334,75 +340,93 @@ def _priorities(radius: BlastRadius, incident: Incident) -> list[dict[str, Any]]
 def _recommendations(radius: BlastRadius, incident: Incident) -> list[Recommendation]:
     origin = radius.origin
     if origin is None:
-        return [Recommendation(
-            type=RecommendationType.INVESTIGATION,
-            description=(
-                f"No anomalous dependency of {incident.service} was found; consider checking "
-                f"{incident.service} itself and whether the alarm reflects user impact."
-            ),
-        )]
+        return [
+            Recommendation(
+                type=RecommendationType.INVESTIGATION,
+                description=(
+                    f"No anomalous dependency of {incident.service} was found; consider checking "
+                    f"{incident.service} itself and whether the alarm reflects user impact."
+                ),
+            )
+        ]
     items: list[Recommendation] = []
     path = radius.paths[0] if radius.paths else ()
     if len(path) > 1:
         caller = path[1]
-        items.append(Recommendation(
-            type=RecommendationType.MITIGATION,
-            description=(
-                f"Consider shedding load or failing over calls from {caller} to {origin}, or "
-                f"tightening timeouts on them, to stop the failure from climbing to "
-                f"{incident.service}."
-            ),
-            risk=Risk.MEDIUM,
-        ))
+        items.append(
+            Recommendation(
+                type=RecommendationType.MITIGATION,
+                description=(
+                    f"Consider shedding load or failing over calls from {caller} to {origin}, or "
+                    f"tightening timeouts on them, to stop the failure from climbing to "
+                    f"{incident.service}."
+                ),
+                risk=Risk.MEDIUM,
+            )
+        )
     if radius.scope == "INFRASTRUCTURE":
-        items.append(Recommendation(
-            type=RecommendationType.MITIGATION,
+        items.append(
+            Recommendation(
+                type=RecommendationType.MITIGATION,
+                description=(
+                    f"Consider treating {origin} as a shared-dependency incident: {radius.callers} "
+                    f"services call it directly and {radius.dependents} depend on it, so restoring "
+                    "it comes before per-caller fixes."
+                ),
+                risk=Risk.MEDIUM,
+            )
+        )
+    items.append(
+        Recommendation(
+            type=RecommendationType.INVESTIGATION,
             description=(
-                f"Consider treating {origin} as a shared-dependency incident: {radius.callers} "
-                f"services call it directly and {radius.dependents} depend on it, so restoring "
-                "it comes before per-caller fixes."
+                f"Verify the health and recent changes of {origin}: it is the most downstream "
+                f"anomalous service on the call paths from {incident.service}."
             ),
-            risk=Risk.MEDIUM,
-        ))
-    items.append(Recommendation(
-        type=RecommendationType.INVESTIGATION,
-        description=(
-            f"Verify the health and recent changes of {origin}: it is the most downstream "
-            f"anomalous service on the call paths from {incident.service}."
-        ),
-    ))
+        )
+    )
     return items
 
 
-def _evidence(radius: BlastRadius, best: Mapping[str, SeriesScore], incident: Incident,
-              requests: Mapping[str, float]) -> list[Evidence]:
+def _evidence(
+    radius: BlastRadius,
+    best: Mapping[str, SeriesScore],
+    incident: Incident,
+    requests: Mapping[str, float],
+) -> list[Evidence]:
     items: list[Evidence] = []
     if radius.paths:
-        items.append(Evidence(
-            tool="get_service_graph",
-            query=f"callers of {radius.origin} up to {incident.service}",
-            record_ids=list(radius.paths[0]),
-            summary=(
-                f"failure path {' -> '.join(radius.paths[0])}; {radius.origin} has "
-                f"{radius.callers} direct callers and {radius.dependents} dependents"
-            ),
-        ))
+        items.append(
+            Evidence(
+                tool="get_service_graph",
+                query=f"callers of {radius.origin} up to {incident.service}",
+                record_ids=list(radius.paths[0]),
+                summary=(
+                    f"failure path {' -> '.join(radius.paths[0])}; {radius.origin} has "
+                    f"{radius.callers} direct callers and {radius.dependents} dependents"
+                ),
+            )
+        )
     for service in radius.ends[:3]:
         score = best[service]
-        items.append(Evidence(
-            tool="get_metrics",
-            query=f"service={service} window=[{iso_z(incident.window_start)}, "
-                  f"{iso_z(incident.window_end)})",
-            record_ids=[score.series_id],
-            summary=f"{service}: {score.summary()}",
-        ))
+        items.append(
+            Evidence(
+                tool="get_metrics",
+                query=f"service={service} window=[{iso_z(incident.window_start)}, "
+                f"{iso_z(incident.window_end)})",
+                record_ids=[score.series_id],
+                summary=f"{service}: {score.summary()}",
+            )
+        )
     if requests:
-        items.append(Evidence(
-            tool="get_traffic",
-            query=f"request counts of the affected services in the window ({len(requests)})",
-            record_ids=sorted(requests),
-            summary="; ".join(f"{s}: {requests[s]:.0f} requests" for s in sorted(requests)[:8]),
-        ))
+        items.append(
+            Evidence(
+                tool="get_traffic",
+                query=f"request counts of the affected services in the window ({len(requests)})",
+                record_ids=sorted(requests),
+                summary="; ".join(f"{s}: {requests[s]:.0f} requests" for s in sorted(requests)[:8]),
+            )
+        )
     return items
 
 
@@ -436,7 +460,8 @@ def _hypothesis(analyst: RiskAnalyst, incident: Incident, state: _State) -> Hypo
             service=end,
             category=metric_family(best[end].metric),
             confidence=round(confidence * state.weight(end) / state.weight(radius.ends[0]), 4)
-            if state.weight(radius.ends[0]) > 0 else 0.0,
+            if state.weight(radius.ends[0]) > 0
+            else 0.0,
         )
         for end in radius.ends[1 : 1 + MAX_ALTERNATIVES]
     ]
@@ -472,8 +497,9 @@ def _findings(incident: Incident, state: _State, estimated: float | None) -> dic
         "risk_assessment": _assessment(incident, radius, state.graph, state.anomalous),
         "mitigation_priority": _priorities(radius, incident),
         "anomalous_services": {n: round(v, 4) for n, v in sorted(state.anomalous.items())},
-        "alarm_coverage": {n: round(v, 4) for n, v in sorted(state.coverage.items())
-                           if n in state.anomalous},
+        "alarm_coverage": {
+            n: round(v, 4) for n, v in sorted(state.coverage.items()) if n in state.anomalous
+        },
         "traffic_only_services": sorted(set(radius.affected) & state.loaded),
         "data_gaps": list(state.gaps.notes),
     }

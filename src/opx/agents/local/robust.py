@@ -40,8 +40,18 @@ DISPERSION = 0.25
 
 # Checked in this order: "unhealthy" must win over "healthy".
 _UP_WORDS = (
-    "unhealthy", "latency", "duration", "error", "fault", "throttl", "cpu", "memory",
-    "5xx", "4xx", "timeout", "queue",
+    "unhealthy",
+    "latency",
+    "duration",
+    "error",
+    "fault",
+    "throttl",
+    "cpu",
+    "memory",
+    "5xx",
+    "4xx",
+    "timeout",
+    "queue",
 )
 _DOWN_WORDS = ("availability", "success", "healthy")
 
@@ -68,10 +78,7 @@ def resolve_direction(metric: str, overrides: Mapping[str, str]) -> Direction:
 def finite(values: Iterable[Any]) -> list[float]:
     """The usable points: finite numbers (a missing point is None or NaN; a bool is no number)."""
     # Exact type checks: this runs over every point of every series, and bool is an int.
-    return [
-        float(v) for v in values
-        if (type(v) is float and math.isfinite(v)) or type(v) is int
-    ]
+    return [float(v) for v in values if (type(v) is float and math.isfinite(v)) or type(v) is int]
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,6 @@ def directional_z(value: float, baseline: Baseline, direction: Direction) -> flo
     return min(max(z, 0.0), Z_CAP)
 
 
-
 def strength(z: float, threshold: float = Z_THRESHOLD) -> float:
     """A 0..1 anomaly strength: 0.5 at the threshold, 0.8 at twice it, 0.9 at three times."""
     if z <= 0:
@@ -123,7 +129,6 @@ def surge_z(observed: float, expected: float) -> float:
         return 0.0
     spread = math.sqrt(expected + 1.0 + (DISPERSION * expected) ** 2)
     return min((observed - expected) / spread, Z_CAP)
-
 
 
 # A series, log template or trace kind is anomalous from this strength on (z = Z_THRESHOLD).

@@ -87,7 +87,8 @@ class SeriesScore:
             )
         quiet = (
             f" and {self.quiet_level:.4g} while the alarm was quiet"
-            if self.quiet_level is not None else ""
+            if self.quiet_level is not None
+            else ""
         )
         return (
             f"{label} reached {self.window_extreme:.4g}{when} against a baseline median of "
@@ -198,7 +199,8 @@ def _score_one(
         _count_score(
             metric, stat, base_item["values"], item["values"], direction, times, anchor, rank
         )
-        if baseline.median < SPARSE_COUNT else None
+        if baseline.median < SPARSE_COUNT
+        else None
     )
     if counted:
         window: WindowScore | None = counted[0]

@@ -34,8 +34,9 @@ class ServiceSignal:
         return self.series[0] if self.series else None
 
     def top_of(self, traffic: bool) -> SeriesScore | None:
-        return next((s for s in self.series if (metric_family(s.metric) == "TRAFFIC") == traffic),
-                    None)
+        return next(
+            (s for s in self.series if (metric_family(s.metric) == "TRAFFIC") == traffic), None
+        )
 
     @property
     def anomalous_series(self) -> int:
@@ -103,8 +104,10 @@ class ServiceSignal:
         top = self.top_of(traffic=dominant == "traffic")
         if dominant in ("metrics", "traffic") and top is not None:
             return metric_family(top.metric)
-        if dominant == "traces" and self.latency is not None and (
-            self.origin is None or self.latency.z > self.origin.z
+        if (
+            dominant == "traces"
+            and self.latency is not None
+            and (self.origin is None or self.latency.z > self.origin.z)
         ):
             return "LATENCY"
         return "ERRORS"

@@ -108,9 +108,7 @@ class SignalAnalyst:
     def analyze(self, ctx: AgentContext) -> Hypothesis:
         observed = self._observe(ctx.incident, ctx.tools)
         # Anomalous services are candidates; how much of the alarm they account for ranks them.
-        candidates = [
-            e for e in observed.ranking if observed.signals[e.node].combined >= ANOMALOUS
-        ]
+        candidates = [e for e in observed.ranking if observed.signals[e.node].combined >= ANOMALOUS]
         if not candidates:
             return self._no_anomaly(ctx.incident, observed)
         return self._hypothesis(ctx.incident, observed, candidates)
@@ -145,9 +143,19 @@ class SignalAnalyst:
             own={name: s.own * cover.get(name, 1.0) for name, s in signals.items()},
         )
         return Observed(
-            graph, scope, depth, series or [], templates, origins, latency, signals,
+            graph,
+            scope,
+            depth,
+            series or [],
+            templates,
+            origins,
+            latency,
+            signals,
             rank_nodes(explained, depth, {n: s.support for n, s in signals.items()}),
-            gaps, self.lookback, anchor, accounting,
+            gaps,
+            self.lookback,
+            anchor,
+            accounting,
         )
 
     def _logs(
@@ -251,7 +259,8 @@ class SignalAnalyst:
                 service=c.node,
                 category=observed.signals[c.node].category(),
                 confidence=round(min(confidence * c.adjusted / top.adjusted, confidence), 4)
-                if top.adjusted > 0 else 0.0,
+                if top.adjusted > 0
+                else 0.0,
             )
             for c in candidates[1 : 1 + MAX_ALTERNATIVES]
         ]
@@ -340,7 +349,9 @@ def _confidence(
     runner_up = others[0].adjusted if others else 0.0
     separation = max(top.adjusted - runner_up, 0.0) / top.adjusted if top.adjusted > 0 else 0.0
     value = (
-        top.adjusted * (0.35 + 0.65 * separation) * _corroboration(signal, confirmations)
+        top.adjusted
+        * (0.35 + 0.65 * separation)
+        * _corroboration(signal, confirmations)
         * gaps.completeness
     )
     return min(max(value, 0.0), CONFIDENCE_CAP)

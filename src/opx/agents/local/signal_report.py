@@ -27,8 +27,10 @@ def headline(signal: ServiceSignal) -> str:
     top = signal.top_of(traffic=dominant == "traffic")
     if dominant in ("metrics", "traffic") and top is not None:
         return top.summary()
-    if dominant == "traces" and signal.origin is not None and (
-        signal.latency is None or signal.origin.z >= signal.latency.z
+    if (
+        dominant == "traces"
+        and signal.origin is not None
+        and (signal.latency is None or signal.origin.z >= signal.latency.z)
     ):
         return (
             f"it is the deepest failing span in {signal.origin.window_count} traces "
@@ -105,7 +107,7 @@ def _alarm_evidence(observed: Observed, service: str, incident: Incident) -> Evi
     return Evidence(
         tool="get_metrics",
         query=f"alarm series {anchor.series_id}, window=[{iso_z(incident.window_start)}, "
-              f"{iso_z(incident.window_end)})",
+        f"{iso_z(incident.window_end)})",
         record_ids=[anchor.series_id],
         summary=summary,
     )
@@ -119,8 +121,7 @@ def _series_evidence(score: SeriesScore, incident: Incident, lookback: timedelta
     )
     summary = (
         f"{score.service}: {score.summary()}, bad direction {score.direction}; window extreme "
-        f"{score.window_extreme:.4g}"
-        + (f" at {score.extreme_at}" if score.extreme_at else "")
+        f"{score.window_extreme:.4g}" + (f" at {score.extreme_at}" if score.extreme_at else "")
     )
     return Evidence(tool="get_metrics", query=query, record_ids=[score.series_id], summary=summary)
 
@@ -154,34 +155,36 @@ def _trace_evidence(signal: ServiceSignal) -> list[Evidence]:
     items: list[Evidence] = []
     origin, latency = signal.origin, signal.latency
     if origin is not None and origin.anomalous:
-        items.append(Evidence(
-            tool="get_traces",
-            query=f"spans in the window, error origin service={origin.service}",
-            record_ids=list(origin.trace_ids),
-            summary=(
-                f"{origin.service} is the deepest failing span in {origin.window_count} traces "
-                f"({origin.expected:.1f} expected from the baseline, z {origin.z:.1f})"
-            ),
-        ))
+        items.append(
+            Evidence(
+                tool="get_traces",
+                query=f"spans in the window, error origin service={origin.service}",
+                record_ids=list(origin.trace_ids),
+                summary=(
+                    f"{origin.service} is the deepest failing span in {origin.window_count} traces "
+                    f"({origin.expected:.1f} expected from the baseline, z {origin.z:.1f})"
+                ),
+            )
+        )
     if latency is not None and latency.anomalous:
-        items.append(Evidence(
-            tool="get_traces",
-            query=f"spans in the window, exclusive time of service={latency.service}",
-            record_ids=list(latency.trace_ids),
-            summary=(
-                f"{latency.service} own span time p75 {latency.window_quantile_ms:.4g} ms vs "
-                f"baseline median {latency.baseline_median_ms:.4g} ms (z {latency.z:.1f})"
-            ),
-        ))
+        items.append(
+            Evidence(
+                tool="get_traces",
+                query=f"spans in the window, exclusive time of service={latency.service}",
+                record_ids=list(latency.trace_ids),
+                summary=(
+                    f"{latency.service} own span time p75 {latency.window_quantile_ms:.4g} ms vs "
+                    f"baseline median {latency.baseline_median_ms:.4g} ms (z {latency.z:.1f})"
+                ),
+            )
+        )
     return items
 
 
 def _signal_evidence(
     signal: ServiceSignal, incident: Incident, lookback: timedelta
 ) -> list[Evidence]:
-    items = [
-        _series_evidence(s, incident, lookback) for s in signal.series[:3] if s.anomalous
-    ]
+    items = [_series_evidence(s, incident, lookback) for s in signal.series[:3] if s.anomalous]
     if signal.log is not None and signal.log.anomalous:
         items.append(_log_evidence(signal.log))
     items.extend(_trace_evidence(signal))
@@ -200,15 +203,17 @@ def supporting_evidence(
         items.append(anchored)
     symptom = observed.signals.get(incident.service)
     if symptom is not None and symptom.service != signal.service and symptom.combined >= ANOMALOUS:
-        items.append(Evidence(
-            tool="get_service_graph",
-            query=f"callees of {incident.service}",
-            record_ids=[incident.service, signal.service],
-            summary=(
-                f"{incident.service} is anomalous too ({headline(symptom)}), and it depends on "
-                f"{signal.service}: its anomaly is treated as a symptom"
-            ),
-        ))
+        items.append(
+            Evidence(
+                tool="get_service_graph",
+                query=f"callees of {incident.service}",
+                record_ids=[incident.service, signal.service],
+                summary=(
+                    f"{incident.service} is anomalous too ({headline(symptom)}), and it depends on "
+                    f"{signal.service}: its anomaly is treated as a symptom"
+                ),
+            )
+        )
     return items
 
 
@@ -219,15 +224,17 @@ def contradicting_evidence(observed: Observed, candidates: Sequence[Explained]) 
     for other in candidates[1:3]:
         if other.adjusted >= 0.5 * top.adjusted:
             sig = observed.signals[other.node]
-            items.append(Evidence(
-                tool="get_metrics" if sig.top_series else "get_traces",
-                query=f"service={other.node}",
-                record_ids=[sig.top_series.series_id] if sig.top_series else [],
-                summary=(
-                    f"{other.node} is comparably anomalous ({headline(sig)}) and not explained "
-                    "by its callees"
-                ),
-            ))
+            items.append(
+                Evidence(
+                    tool="get_metrics" if sig.top_series else "get_traces",
+                    query=f"service={other.node}",
+                    record_ids=[sig.top_series.series_id] if sig.top_series else [],
+                    summary=(
+                        f"{other.node} is comparably anomalous ({headline(sig)}) and not explained "
+                        "by its callees"
+                    ),
+                )
+            )
     for note in observed.gaps.notes:
         items.append(Evidence(tool="data_gaps", summary=note))
     return items
@@ -240,31 +247,39 @@ def recommendations(
     top = signal.top_series
     start = iso_z(incident.window_start)
     if top is not None and top.anomalous:
-        items.append(_advice(
-            f"Review {top.metric} ({top.stat}) of {signal.service} from {start} on, and what "
-            f"changed in {signal.service} around that time."
-        ))
+        items.append(
+            _advice(
+                f"Review {top.metric} ({top.stat}) of {signal.service} from {start} on, and what "
+                f"changed in {signal.service} around that time."
+            )
+        )
     if signal.log is not None and signal.log.anomalous and signal.log.kind == "quiet":
-        items.append(_advice(
-            f"Compare the code path of {signal.service}'s {signal.log.operation} with its usual "
-            "log lines: calls still arrive but stop before them, as when an exception cuts "
-            "them short."
-        ))
+        items.append(
+            _advice(
+                f"Compare the code path of {signal.service}'s {signal.log.operation} with its "
+                "usual log lines: calls still arrive but stop before them, as when an exception "
+                "cuts them short."
+            )
+        )
     elif signal.log is not None and signal.log.anomalous:
-        items.append(_advice(
-            f"Read the {signal.service} error logs matching template {signal.log.template_id} "
-            f"(\"{signal.log.template[:200]}\") to find the failing operation."
-        ))
+        items.append(
+            _advice(
+                f"Read the {signal.service} error logs matching template {signal.log.template_id} "
+                f'("{signal.log.template[:200]}") to find the failing operation.'
+            )
+        )
     if signal.origin is not None and signal.origin.anomalous:
         traces = ", ".join(signal.origin.trace_ids[:3])
-        items.append(_advice(
-            f"Inspect traces {traces}, where {signal.service} is the deepest failing span."
-        ))
+        items.append(
+            _advice(f"Inspect traces {traces}, where {signal.service} is the deepest failing span.")
+        )
     if path and len(path) > 1:
-        items.append(_advice(
-            f"Check whether the symptoms of {incident.service} follow those of "
-            f"{signal.service} along {' -> '.join(path)} before acting on the callers."
-        ))
+        items.append(
+            _advice(
+                f"Check whether the symptoms of {incident.service} follow those of "
+                f"{signal.service} along {' -> '.join(path)} before acting on the callers."
+            )
+        )
     return items
 
 

@@ -134,9 +134,7 @@ def tfidf_similarities(query: Sequence[str], docs: Sequence[Sequence[str]]) -> l
     return [min(1.0, cosine(q, _vector(doc, idf))) for doc in docs]
 
 
-def weighted_similarities(
-    query: Mapping[str, float], docs: Sequence[Sequence[str]]
-) -> list[float]:
+def weighted_similarities(query: Mapping[str, float], docs: Sequence[Sequence[str]]) -> list[float]:
     """Cosine of a weighted token set against each document, both idf-weighted (idf over the
     documents and the query's tokens)."""
     idf = _idf([*docs, sorted(query)])
@@ -256,14 +254,18 @@ def symptom_fingerprint(
     strengths = {s: max(fault.get(s, 0.0), TRAFFIC_SHARE * load.get(s, 0.0)) for s in services}
     faults = {s: fault.get(s, 0.0) for s in services}
     explained = discount_symptoms(graph, strengths, faults=faults, min_explaining=ANOMALOUS)
-    activity = {s: round(strengths[s] * (1.0 - EXPLAINED_DISCOUNT * explained[s].explanation), 4)
-                for s in services}
+    activity = {
+        s: round(strengths[s] * (1.0 - EXPLAINED_DISCOUNT * explained[s].explanation), 4)
+        for s in services
+    }
     anomalous = tuple(s for s in scores if s.anomalous)
     return Fingerprint(activity, tokens, anomalous)
 
 
 def past_symptom_tokens(
-    service: str, root_service: str | None, symptoms: Sequence[str],
+    service: str,
+    root_service: str | None,
+    symptoms: Sequence[str],
     generic: frozenset[str] = frozenset(),
 ) -> list[str]:
     """What a past incident says about its symptoms: its service, its root-cause service and
@@ -351,8 +353,12 @@ def incident_similarity(
         if text < TEXT_GATE:
             base *= 0.5
         return min(1.0, base * recency_factor(age_days))
-    base = (FP_RELATION_WEIGHT * closeness + FP_SYMPTOM_WEIGHT * symptoms
-            + FP_TEXT_WEIGHT * text + FP_SEVERITY_WEIGHT * severity)
+    base = (
+        FP_RELATION_WEIGHT * closeness
+        + FP_SYMPTOM_WEIGHT * symptoms
+        + FP_TEXT_WEIGHT * text
+        + FP_SEVERITY_WEIGHT * severity
+    )
     if max(text, symptoms) < TEXT_GATE:
         base *= 0.5
     return min(1.0, base * root_factor(root_activity) * recency_factor(age_days))

@@ -316,9 +316,7 @@ def hops(spans: Sequence[SpanView]) -> list[Hop]:
     return found
 
 
-def hop_stats(
-    baseline: Sequence[SpanView], window: Sequence[SpanView]
-) -> dict[str, LatencyStat]:
+def hop_stats(baseline: Sequence[SpanView], window: Sequence[SpanView]) -> dict[str, LatencyStat]:
     """Per callee, the robust z of the window's upper-quartile hop gap against the baseline's.
 
     A delay on a service's network shows on the hops into it and on the hops out of it; the

@@ -51,8 +51,10 @@ class DataGaps:
             self._note(f"{source} unavailable: {reason}")
             return None
         whole = (
-            result.status is ToolStatus.SUCCESS and result.pages < MAX_PAGES
-            and intact is not None and intact(result.data)
+            result.status is ToolStatus.SUCCESS
+            and result.pages < MAX_PAGES
+            and intact is not None
+            and intact(result.data)
         )
         if (result.status is ToolStatus.PARTIAL or result.truncated) and not whole:
             self.partial = True
@@ -158,7 +160,6 @@ def _read_payloads(
         baseline.extend(base.get("series") or [])
         current.extend(win.get("series") or [])
     return (baseline, current) if answered else None
-
 
 
 def _metrics_call(

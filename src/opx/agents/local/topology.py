@@ -153,8 +153,9 @@ def discount_symptoms(
         best, by = 0.0, None
         if graph is not None and node in graph:
             share = _impact_share(node, impacts)
-            best, by = _strongest(descendants(graph, node), explaining, decay, min_explaining,
-                                  share)
+            best, by = _strongest(
+                descendants(graph, node), explaining, decay, min_explaining, share
+            )
             if node in load_driven:
                 up, up_by = _strongest(ancestors(graph, node), scores, decay, min_explaining)
                 if up > best:
@@ -168,9 +169,7 @@ def discount_symptoms(
     return result
 
 
-def _impact_share(
-    node: str, impacts: Mapping[str, float] | None
-) -> Callable[[str], float | None]:
+def _impact_share(node: str, impacts: Mapping[str, float] | None) -> Callable[[str], float | None]:
     """How much of ``node``'s impact another node's accounts for (None when not comparable)."""
     own = None if impacts is None else impacts.get(node)
 
@@ -219,9 +218,7 @@ def rank_nodes(
     )
 
 
-def most_downstream(
-    graph: Topology, start: str, anomalous: Mapping[str, float]
-) -> list[str]:
+def most_downstream(graph: Topology, start: str, anomalous: Mapping[str, float]) -> list[str]:
     """Anomalous nodes reachable from ``start`` with no anomalous callee below them (a callee
     on a cycle back to the node does not count): the deepest points where a failure can begin.
     Ordered by anomaly (strongest first), then distance from ``start`` (farthest first), then

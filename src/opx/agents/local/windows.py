@@ -59,9 +59,7 @@ def score_window(
     indexed = usable(window)
     if not indexed:
         return None
-    zs = sorted(
-        ((directional_z(v, baseline, direction), -i, v) for i, v in indexed), reverse=True
-    )
+    zs = sorted(((directional_z(v, baseline, direction), -i, v) for i, v in indexed), reverse=True)
     k = max(persistence_rank(len(zs)) if rank is None else rank, 1)
     robust = zs[k - 1][0] if k <= len(zs) else 0.0
     _, neg_index, extreme = zs[0]
