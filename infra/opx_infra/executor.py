@@ -115,6 +115,7 @@ def environment(
         "OPX_METRICS_NAMESPACE": settings.metrics_namespace,
         "OPX_DEADLINE_MARGIN_S": "20",
         "OPX_BEDROCK_DEADLINE_S": "90",
+        "OPX_BEDROCK_MODEL": settings.foundation_model,
     }
     env.update({f"OPX_BEDROCK_AGENT_{suffix}": ref for suffix, ref in agents.items()})
     return env

@@ -58,6 +58,8 @@ class Settings:
     agent_backends: Mapping[str, str] = field(default_factory=dict)
     bedrock_agents: Mapping[str, BedrockAgentRef] = field(default_factory=dict)
     bedrock_deadline_s: float = 90.0
+    # The model the Bedrock agents were deployed with: prices the budget check before any call.
+    bedrock_model: str | None = None
     # Kill switch: SSM parameter names (Lambda) and the local variable's agent set.
     kill_switch_source: str = "env"
     kill_switch_parameter: str = "/opx/kill-switch"
@@ -228,6 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None, data_dir: Path | None = 
         agent_backends=_agent_backends(env),
         bedrock_agents=_bedrock_agents(env),
         bedrock_deadline_s=_float(env, "OPX_BEDROCK_DEADLINE_S", 90.0, low=0.001),
+        bedrock_model=env.get("OPX_BEDROCK_MODEL") or None,
         kill_switch_source=_choice(env, "OPX_KILL_SWITCH_SOURCE", "env", ("env", "ssm")),
         kill_switch_parameter=_parameter_name(env, "OPX_KILL_SWITCH_PARAMETER", "/opx/kill-switch"),
         kill_switch_agent_path=_parameter_name(

@@ -11,6 +11,8 @@ from opx.agents.bedrock.backend import BedrockBackend
 from opx.agents.roster import ALL_AGENTS
 from opx.agents.selection import RoutedBackend, make_backend
 from opx.config import ConfigError, load_settings
+from opx.domain.errors import OpxError
+from opx.reasoning.pricing import load_pricing
 
 
 def _refs(*agents: str) -> dict[str, str]:
@@ -59,3 +61,16 @@ def test_an_agent_on_bedrock_without_its_agent_id_is_a_config_error(tmp_path: Pa
 def test_an_agent_id_for_a_local_agent_is_not_needed_and_not_used(tmp_path: Path) -> None:
     env = {"OPX_AGENT_BACKEND_SIGNAL_INTELLIGENCE": "local", **_refs("signal-intelligence")}
     assert isinstance(make_backend(load_settings(env, tmp_path)), LocalBackend)
+
+
+def test_the_declared_bedrock_model_prices_the_budget_check_before_any_call(
+    tmp_path: Path,
+) -> None:
+    profile = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+    env = {"OPX_AGENT_BACKEND": "bedrock", "OPX_BEDROCK_MODEL": profile, **_refs(*ALL_AGENTS)}
+    backend = make_backend(load_settings(env, tmp_path))
+    assert {backend.model_of(a) for a in ALL_AGENTS} == {profile}
+    price = load_pricing().price(profile)
+    assert price is not None and price.input_per_1k > 0
+    with pytest.raises(OpxError):
+        backend.model_of("no-such-agent")

@@ -12,6 +12,7 @@ from opx_infra import executor
 from opx.agents.bedrock.prompt_files import load_prompt
 from opx.agents.roster import ROSTER
 from opx.config import load_settings
+from opx.reasoning.pricing import load_pricing
 from opx.tools.action_groups import function_schema
 from tests.infra import cfn
 from tests.infra.conftest import synth
@@ -98,6 +99,9 @@ def test_executor_environment_is_what_the_runtime_reads(resources: dict[str, Any
     tools_name = {"OPX_TOOLS_FUNCTION": tools["Properties"]["FunctionName"]}
     settings = load_settings({**env, **agents, **tools_name})
     assert settings.store_backend == "dynamodb" and settings.agent_backend == "bedrock"
+    # The budget check prices the model the agents were deployed with before any call.
+    assert settings.bedrock_model == env["OPX_BEDROCK_MODEL"]
+    assert load_pricing().price(settings.bedrock_model) is not None
     assert settings.telemetry_backend == "lambda" and settings.tools_function == "opx-tools"
     assert settings.kill_switch_source == "ssm"
     # No telemetry source configuration: the executor holds no telemetry read permission.

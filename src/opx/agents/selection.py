@@ -65,6 +65,7 @@ def make_backend(settings: Settings) -> ReasoningBackend:
         {a: settings.bedrock_agents[a] for a in on_bedrock},
         local,
         client_factory=partial(make_client, settings.bedrock_deadline_s),
+        planned_model=settings.bedrock_model,
     )
     if len(on_bedrock) == len(ALL_AGENTS):
         return bedrock

@@ -84,8 +84,10 @@ class BedrockBackend:
         local: ReasoningBackend,
         client_factory: Callable[[], Any],
         redactor: Redactor | None = None,
+        planned_model: str | None = None,
     ) -> None:
         self._agents = dict(agents)
+        self._planned_model = planned_model
         self._local = local
         self._client_factory = client_factory
         self._client: Any = None
@@ -98,8 +100,10 @@ class BedrockBackend:
 
     def model_of(self, agent_id: str) -> str:
         # Which model an agent runs is the agent's configuration in Bedrock; OPX learns it from
-        # the trace of each call. Before a call, only the agent is known (priced as unknown).
-        return MODEL_PREFIX + self._ref(agent_id).agent_id
+        # the trace of each call. Before a call, only the deployment's declared model (if given)
+        # or the agent itself is known (priced as unknown).
+        ref = self._ref(agent_id)
+        return self._planned_model or MODEL_PREFIX + ref.agent_id
 
     async def invoke(self, agent_id: str, ctx: AgentContext, attempt: int) -> AgentOutput:
         ref = self._ref(agent_id)
