@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from opx.domain.hypothesis import Hypothesis, HypothesisStatus
 from opx.domain.result import ExecutionResult, ExecutionStatus, Reason, TraceEntry
 from opx.durability.dynamodb_executions import DynamoDBExecutionStore, create_results_table
 from opx.durability.dynamodb_local import local_client
@@ -276,3 +277,32 @@ def test_a_result_beyond_the_dynamodb_item_limit_round_trips(store: SqliteExecut
     (listed,) = store.list()
     assert listed.result == huge and listed.status == "COMPLETED"
     assert claim(store, "b", 120).outcome is ClaimOutcome.FINISHED
+
+
+def _with_killed_agent(done: ExecutionResult) -> ExecutionResult:
+    killed = Hypothesis(
+        agent_id="knowledge-rag",
+        status=HypothesisStatus.SKIPPED,
+        findings={"reason": Reason.KILL_SWITCH.value},
+    )
+    return done.model_copy(update={"hypotheses": {"knowledge-rag": killed}})
+
+
+def test_a_result_an_agent_kill_switch_cut_short_is_not_final(
+    store: SqliteExecutionStore,
+) -> None:
+    partial = _with_killed_agent(DONE)
+    assert DONE.final and not partial.final and partial.kill_switched == ["knowledge-rag"]
+    store.finish("e1", claim(store, "a", 100).lease, partial, now=110)
+    again = claim(store, "b", 120)
+    assert again.outcome is ClaimOutcome.CLAIMED and not again.resume
+    assert again.record.attempt == 2
+    # Its result stays readable until the new attempt replaces it.
+    assert again.record.result == partial and again.record.result_attempt == 1
+    store.finish("e1", again.lease, DONE, now=130)
+    assert claim(store, "c", 140).outcome is ClaimOutcome.FINISHED
+
+
+def test_a_skipped_agent_without_the_kill_switch_reason_keeps_a_result_final() -> None:
+    other = Hypothesis(agent_id="knowledge-rag", status=HypothesisStatus.SKIPPED)
+    assert DONE.model_copy(update={"hypotheses": {"knowledge-rag": other}}).final

@@ -9,7 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opx.domain.consensus import ConsensusResult
 from opx.domain.cost import CostReport
-from opx.domain.hypothesis import ConfidenceBasis, Hypothesis, Recommendation, RootCause
+from opx.domain.hypothesis import (
+    ConfidenceBasis,
+    Hypothesis,
+    HypothesisStatus,
+    Recommendation,
+    RootCause,
+)
 
 SCHEMA_VERSION = "1.0"
 
@@ -101,5 +107,17 @@ class ExecutionResult(BaseModel):
     timings: dict[str, Any] = Field(default_factory=dict)
 
     @property
+    def kill_switched(self) -> list[str]:
+        """Agents the kill switch held back in this execution."""
+        return sorted(
+            agent
+            for agent, h in self.hypotheses.items()
+            if h.status is HypothesisStatus.SKIPPED
+            and h.findings.get("reason") == Reason.KILL_SWITCH
+        )
+
+    @property
     def final(self) -> bool:
-        return is_final(self.status, self.reason)
+        """Final by :func:`is_final`, and with the whole panel heard: a result an agent's kill
+        switch cut short is kept and shown, but a later delivery (switch off) runs again."""
+        return is_final(self.status, self.reason) and not self.kill_switched

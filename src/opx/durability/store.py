@@ -110,11 +110,20 @@ def plan_claim(
         return ClaimPlan(ClaimOutcome.LEASE_HELD, record.attempt, resume=False)
     if force:
         return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt + 1, resume=False)
-    if is_final(record.status, record.reason):
+    if _final(record):
         return ClaimPlan(ClaimOutcome.FINISHED, record.attempt, resume=False)
     if record.status in (ExecutionStatus.IN_PROGRESS, ExecutionStatus.INCOMPLETE):
         return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt, resume=True)
     return ClaimPlan(ClaimOutcome.CLAIMED, record.attempt + 1, resume=False)
+
+
+def _final(record: ExecutionRecord) -> bool:
+    # The stored result knows more than status and reason (agents held back by a kill switch):
+    # it can only make a final-looking record non-final, never the reverse.
+    if not is_final(record.status, record.reason):
+        return False
+    result = record.result
+    return result is None or record.result_attempt not in (None, record.attempt) or result.final
 
 
 @dataclass(frozen=True)
