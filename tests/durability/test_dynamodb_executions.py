@@ -3,7 +3,6 @@ DynamoDBExecutionStore. Duplicate deliveries, in a row and at once, run one exec
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 from pathlib import Path
@@ -16,7 +15,13 @@ from opx.durability.dynamodb_executions import DynamoDBExecutionStore, create_re
 from opx.durability.dynamodb_local import local_client
 from opx.durability.store import ClaimOutcome
 from opx.runtime.execute import Execution, execute
-from tests.runtime.builders import ScriptedBackend, accepted, make_deps
+from tests.runtime.builders import (
+    ScriptedBackend,
+    accepted,
+    assert_exactly_one_ran,
+    deliver_at_once,
+    make_deps,
+)
 
 _NAMES = itertools.count(1)
 
@@ -63,36 +68,17 @@ async def test_ten_deliveries_in_a_row_run_once(home: Home, tmp_path: Path) -> N
 
 def test_ten_concurrent_deliveries_run_once(home: Home, tmp_path: Path) -> None:
     backend = ScriptedBackend(delay_s=0.05)
-    barrier = threading.Barrier(10)
-    runs: list[Execution] = []
-    lock = threading.Lock()
 
-    async def one() -> Execution:
+    async def one(barrier: threading.Barrier) -> Execution:
         store, saver = home.store(), home.saver()
         barrier.wait()  # every worker claims at the same moment
         return await execute(
             accepted(), deps=make_deps(backend, tmp_path), store=store, checkpointer=saver
         )
 
-    def worker() -> None:
-        execution = asyncio.run(one())
-        with lock:
-            runs.append(execution)
-
-    workers = [threading.Thread(target=worker) for _ in range(10)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=120)
+    runs = deliver_at_once(10, one)
     assert len(runs) == 10
-    ran = [r for r in runs if not r.reused and r.result.status != "IN_PROGRESS"]
-    assert len(ran) == 1 and ran[0].result.status == "COMPLETED"
-    for other in runs:
-        if other is not ran[0]:
-            assert other.result.status == "IN_PROGRESS" or (
-                other.reused and other.result == ran[0].result
-            )
-    assert backend.calls == dict.fromkeys(ALL_AGENTS, 1)
+    assert_exactly_one_ran(runs, backend)
     (record,) = home.store().list()
     assert (record.status, record.attempt, record.fencing_token) == ("COMPLETED", 1, 1)
 

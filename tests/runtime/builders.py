@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from opx.domain.hypothesis import Evidence, Hypothesis, Recommendation, RootCaus
 from opx.domain.incident import EvidenceBundle, Incident, Severity
 from opx.graph.build import GraphDeps
 from opx.reasoning.pricing import load_pricing
+from opx.runtime.execute import Execution
 from opx.runtime.intake import Accepted
 from opx.tools.memory import InMemoryTools
 
@@ -117,3 +118,37 @@ def make_deps(
         settings=replace(base, retry_base_delay_s=0.0, **settings),
         pricing=load_pricing(),
     )
+
+
+def deliver_at_once(
+    n: int, one: Callable[[threading.Barrier], Awaitable[Execution]]
+) -> list[Execution]:
+    """``n`` deliveries on ``n`` threads, each in its own event loop; ``one`` waits on the
+    barrier just before it claims, so every worker claims at the same moment."""
+    barrier = threading.Barrier(n)
+    runs: list[Execution] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        execution = asyncio.run(one(barrier))
+        with lock:
+            runs.append(execution)
+
+    workers = [threading.Thread(target=worker) for _ in range(n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    return runs
+
+
+def assert_exactly_one_ran(runs: Sequence[Execution], backend: ScriptedBackend) -> None:
+    """One delivery ran the execution; every other saw IN_PROGRESS or its identical result."""
+    ran = [r for r in runs if not r.reused and r.result.status != "IN_PROGRESS"]
+    assert len(ran) == 1 and ran[0].result.status == "COMPLETED"
+    for other in runs:
+        if other is not ran[0]:
+            assert other.result.status == "IN_PROGRESS" or (
+                other.reused and other.result == ran[0].result
+            )
+    assert backend.calls == dict.fromkeys(ALL_AGENTS, 1)

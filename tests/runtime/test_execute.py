@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
@@ -21,7 +20,13 @@ from opx.durability.sqlite_store import SqliteExecutionStore
 from opx.durability.store import Lease
 from opx.runtime.execute import Execution, execute, thread_id
 from opx.runtime.intake import Accepted
-from tests.runtime.builders import ScriptedBackend, accepted, make_deps
+from tests.runtime.builders import (
+    ScriptedBackend,
+    accepted,
+    assert_exactly_one_ran,
+    deliver_at_once,
+    make_deps,
+)
 
 
 class Crash(BaseException):
@@ -79,11 +84,8 @@ async def test_ten_deliveries_in_a_row_run_once(
 
 def test_ten_concurrent_deliveries_run_once(tmp_path: Path) -> None:
     backend = ScriptedBackend(delay_s=0.05)
-    barrier = threading.Barrier(10)
-    runs: list[Execution] = []
-    lock = threading.Lock()
 
-    async def one() -> Execution:
+    async def one(barrier: threading.Barrier) -> Execution:
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.sqlite")) as s:
             store = SqliteExecutionStore(tmp_path / "ex.sqlite")
             barrier.wait()  # every worker claims at the same moment
@@ -91,25 +93,9 @@ def test_ten_concurrent_deliveries_run_once(tmp_path: Path) -> None:
                 accepted(), deps=make_deps(backend, tmp_path), store=store, checkpointer=s
             )
 
-    def worker() -> None:
-        execution = asyncio.run(one())
-        with lock:
-            runs.append(execution)
-
-    workers = [threading.Thread(target=worker) for _ in range(10)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=60)
+    runs = deliver_at_once(10, one)
     assert len(runs) == 10
-    ran = [r for r in runs if not r.reused and r.result.status != "IN_PROGRESS"]
-    assert len(ran) == 1 and ran[0].result.status == "COMPLETED"
-    for other in runs:
-        if other is not ran[0]:
-            assert other.result.status == "IN_PROGRESS" or (
-                other.reused and other.result == ran[0].result
-            )
-    assert backend.calls == dict.fromkeys(ALL_AGENTS, 1)
+    assert_exactly_one_ran(runs, backend)
     (record,) = SqliteExecutionStore(tmp_path / "ex.sqlite").list()
     assert (record.status, record.attempt, record.fencing_token) == ("COMPLETED", 1, 1)
 

@@ -26,6 +26,7 @@ from opx.delivery.deliver import Delivery, deliver
 from opx.delivery.publisher import Publisher, open_publisher
 from opx.domain.errors import InputRejected
 from opx.domain.result import ExecutionResult
+from opx.durability.store import ExecutionStore
 from opx.graph.build import GraphDeps
 from opx.observability import logs
 from opx.observability.emf import EmfWriter
@@ -172,7 +173,9 @@ async def _analyse(
         outcome.result = killed(incident.incident_id, accepted.execution_id)
         return response_of(outcome.result, None)
     deadline = started + remaining_ms / 1000.0 - inv.settings.deadline_margin_s
-    execution = await _execute(accepted, inv, switch, deadline)
+    # One store for the invocation: the execution and its delivery share the client.
+    store = open_store(inv.settings)
+    execution = await _execute(accepted, inv, switch, deadline, store)
     result = outcome.result = execution.result
     outcome.ran = not execution.reused and bool(result.hypotheses)
     retry = must_retry(result)
@@ -188,16 +191,15 @@ async def _analyse(
         resumed=execution.resumed,
     )
     if inv.publish and execution.stored:
-        await _publish(execution, inv)
+        await _publish(execution, inv, store)
     return response
 
 
 async def _execute(
-    accepted: Accepted, inv: Invocation, switch: KillSwitch, deadline: float
+    accepted: Accepted, inv: Invocation, switch: KillSwitch, deadline: float, store: ExecutionStore
 ) -> Execution:
     settings = inv.settings
     tools = inv.tools or open_tools(settings, inv.bundle, incident=accepted.incident, env=inv.env)
-    store = open_store(settings)
     deps = make_deps(settings, tools, switch)
     if inv.customize is not None:
         deps = inv.customize(deps)
@@ -213,14 +215,14 @@ async def _execute(
         )
 
 
-async def _publish(execution: Execution, inv: Invocation) -> None:
+async def _publish(execution: Execution, inv: Invocation, store: ExecutionStore) -> None:
     publisher = inv.publisher or warm_publisher(
         inv.settings.event_bus, inv.settings.summary_topic_arn
     )
     outcome = deliver(
         execution.result,
         execution.attempt,
-        store=open_store(inv.settings),
+        store=store,
         publisher=publisher,
         clock=inv.clock,
     )

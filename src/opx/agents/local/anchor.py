@@ -8,7 +8,7 @@ quiet (a drifted or shifted baseline, a pre-existing condition) explains nothing
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -116,6 +116,10 @@ def split_points(
     return active, quiet
 
 
+# A test of some window points at a persistence rank, against one fixed reference.
+Scorer = Callable[[Sequence[Any], int | None], WindowScore | None]
+
+
 def score_anchored_window(
     baseline: Baseline,
     window: Sequence[Any],
@@ -130,27 +134,18 @@ def score_anchored_window(
     of the points where the alarm was quiet; z 0 without an active point. None when the window
     has no usable point. ``rank`` is the whole window's persistence rank (see
     :func:`score_window`)."""
-    whole = score_window(baseline, window, direction, rank)
-    if whole is None:
-        return None
-    active, quiet = split_points(window, times, anchor)
-    level = median(quiet) if quiet else None
-    values = [v for _, v in active]
-    within = share_rank(len(values))
-    scored = score_window(baseline, values, direction, within)
-    if scored is None:
-        return replace(whole, z=0.0, anchored=True, quiet=level)
-    z = min(whole.z, scored.z)
-    if level is not None:
-        local = score_window(replace(baseline, median=level), values, direction, within)
-        z = min(z, local.z if local is not None else z)
-    return WindowScore(
-        z,
-        scored.extreme,
-        active[scored.extreme_index][0],
-        whole.points,
-        anchored=True,
-        quiet=level,
+
+    def against(reference: Baseline) -> Scorer:
+        return lambda values, within: score_window(reference, values, direction, within)
+
+    return _anchored(
+        against(baseline),
+        lambda level: against(replace(baseline, median=level)),
+        median,
+        window,
+        times,
+        anchor,
+        rank,
     )
 
 
@@ -165,19 +160,45 @@ def score_anchored_count(
     """The count test anchored on the alarm, as :func:`score_anchored_window`: the least
     surprising of the window's test and the test of the points where the alarm was active
     against the baseline rate and against the mean of the points where it was quiet."""
-    whole = score_count_window(reference, window, direction, rank)
+
+    def against(counts: CountBaseline) -> Scorer:
+        return lambda values, within: score_count_window(counts, values, direction, within)
+
+    return _anchored(
+        against(reference),
+        lambda level: against(replace(reference, rate=level)),
+        lambda quiet: sum(quiet) / len(quiet),
+        window,
+        times,
+        anchor,
+        rank,
+    )
+
+
+def _anchored(
+    score: Scorer,
+    rebased: Callable[[float], Scorer],
+    level_of: Callable[[list[float]], float],
+    window: Sequence[Any],
+    times: Sequence[datetime | None],
+    anchor: AlarmProfile,
+    rank: int | None,
+) -> WindowScore | None:
+    """The anchoring both tests share: ``score`` against the baseline, ``rebased`` against the
+    quiet points' level (``level_of`` them)."""
+    whole = score(window, rank)
     if whole is None:
         return None
     active, quiet = split_points(window, times, anchor)
-    level = sum(quiet) / len(quiet) if quiet else None
+    level = level_of(quiet) if quiet else None
     values = [v for _, v in active]
     within = share_rank(len(values))
-    scored = score_count_window(reference, values, direction, within)
+    scored = score(values, within)
     if scored is None:
         return replace(whole, z=0.0, anchored=True, quiet=level)
     z = min(whole.z, scored.z)
     if level is not None:
-        local = score_count_window(replace(reference, rate=level), values, direction, within)
+        local = rebased(level)(values, within)
         z = min(z, local.z if local is not None else z)
     return WindowScore(
         z,
