@@ -12,6 +12,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from opx.agents.roster import ROSTER
+from opx.config import env_name
 from opx_infra import iam as opx_iam
 from opx_infra import prompts
 from opx_infra.action_groups import action_group
@@ -43,7 +44,7 @@ class DeployedAgent:
 
     @property
     def env_suffix(self) -> str:
-        return self.agent_id.upper().replace("-", "_")
+        return env_name(self.agent_id)
 
     @property
     def reference(self) -> str:

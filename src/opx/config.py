@@ -20,7 +20,8 @@ class ConfigError(ValueError):
     """A setting has a value OPX cannot use; the message names the variable."""
 
 
-def _env_name(agent_id: str) -> str:
+def env_name(agent_id: str) -> str:
+    """An agent id as it stands in a variable name: ``knowledge-rag`` → ``KNOWLEDGE_RAG``."""
     return agent_id.upper().replace("-", "_")
 
 
@@ -122,7 +123,7 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
 def _deadlines(env: Mapping[str, str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for agent_id in ROSTER:
-        name = f"OPX_DEADLINE_{_env_name(agent_id)}_S"
+        name = f"OPX_DEADLINE_{env_name(agent_id)}_S"
         if env.get(name):
             out[agent_id] = _float(env, name, ROSTER[agent_id].deadline_s, low=0.001)
     return out
@@ -135,7 +136,7 @@ KILL_ALL = "all"
 def _agent_backends(env: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for agent_id in ROSTER:
-        name = f"OPX_AGENT_BACKEND_{_env_name(agent_id)}"
+        name = f"OPX_AGENT_BACKEND_{env_name(agent_id)}"
         if env.get(name):
             out[agent_id] = _choice(env, name, "local", ("local", "bedrock"))
     return out
@@ -144,7 +145,7 @@ def _agent_backends(env: Mapping[str, str]) -> dict[str, str]:
 def _bedrock_agents(env: Mapping[str, str]) -> dict[str, BedrockAgentRef]:
     out: dict[str, BedrockAgentRef] = {}
     for agent_id in ROSTER:
-        name = f"OPX_BEDROCK_AGENT_{_env_name(agent_id)}"
+        name = f"OPX_BEDROCK_AGENT_{env_name(agent_id)}"
         raw = env.get(name)
         if not raw:
             continue

@@ -13,7 +13,7 @@ from opx.agents.base import AgentContext, AgentOutput
 from opx.agents.bedrock.backend import BedrockBackend
 from opx.agents.bedrock.client import make_client
 from opx.agents.roster import ALL_AGENTS
-from opx.config import ConfigError, Settings
+from opx.config import ConfigError, Settings, env_name
 from opx.domain.errors import ErrorCode, OpxError
 
 
@@ -43,7 +43,7 @@ class RoutedBackend:
 
 
 def _variable(agent_id: str) -> str:
-    return "OPX_BEDROCK_AGENT_" + agent_id.upper().replace("-", "_")
+    return "OPX_BEDROCK_AGENT_" + env_name(agent_id)
 
 
 def make_backend(settings: Settings) -> ReasoningBackend:

@@ -16,11 +16,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from opx.agents.local.telemetry import GAP_PENALTY
 from opx.domain.hypothesis import Hypothesis, HypothesisStatus
+from opx.domain.tool_result import ToolStatus
 
-TOOL_FAILURE_PENALTY = 0.15
+# The same share of confidence the local analysts give up per data source they could not read.
+TOOL_FAILURE_PENALTY = GAP_PENALTY
 CONFIDENCE_DECIMALS = 4
-SUCCESS = "SUCCESS"
 UNREADABLE = "UNREADABLE"
 
 
@@ -83,7 +85,7 @@ def _failure(call: ToolCall) -> ToolFailure | None:
     if not isinstance(result, dict):
         return ToolFailure(call.tool, UNREADABLE)
     status = str(result.get("status") or UNREADABLE).upper()
-    if status == SUCCESS:
+    if status == ToolStatus.SUCCESS:
         return None
     error = result.get("error")
     code = error.get("code") if isinstance(error, dict) else None
